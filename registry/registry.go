@@ -1,0 +1,350 @@
+// Package registry holds Maxine's services and nodes: registration and
+// validation, weights expanded into virtual nodes, heartbeat TTL expiry from
+// one heap for the whole registry, and an immutable per-service Snapshot
+// published with atomic.Pointer so that readers (discovery, the gateway)
+// never take a lock that writers hold. Every structural change is also
+// published as an ordered Event to subscribers (persistence, gateway, sync).
+package registry
+
+import (
+	"errors"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ExpiryGrace is added to a node's timeOut before it expires, so a heartbeat
+// sent exactly every timeOut seconds never races its own expiry.
+const ExpiryGrace = 500 * time.Millisecond
+
+// ErrFull is returned when a registration would exceed Options.MaxNodes.
+var ErrFull = errors.New("registry is full: the maximum number of nodes is reached")
+
+// Options configure a Registry. The zero value is usable.
+type Options struct {
+	// MaxNodes bounds the number of registered (parent) nodes; 0 means 1,000,000.
+	MaxNodes int
+	// Now replaces time.Now in tests.
+	Now func() time.Time
+}
+
+// Registry is the set of services. It is safe for concurrent use: writers
+// serialize on one mutex, readers (Snapshot, Lookup) are lock-free.
+// A Registry must not be copied.
+type Registry struct {
+	opts Options
+	now  func() time.Time
+
+	mu       sync.Mutex // serializes writers; never taken by Snapshot readers
+	services sync.Map   // string -> *service; Load is lock-free
+	expiry   expiryHeap // guarded by mu
+	nodes    int        // parent nodes, guarded by mu
+	seq      uint64     // event sequence, guarded by mu
+	subs     []*Subscription
+
+	generation atomic.Uint64 // bumps on every mutation, heartbeats included
+}
+
+// service is the mutable record behind one service's snapshots; guarded by
+// Registry.mu except for snap and rr, which are atomics.
+type service struct {
+	name    string
+	parents map[string]*parent
+	version uint64
+	snap    atomic.Pointer[Snapshot]
+	rr      atomic.Uint64 // round-robin counter, kept across snapshots
+}
+
+// parent is one registered node (weight w → w virtual nodes).
+type parent struct {
+	reg          Registration
+	address      string
+	deadline     int64 // unix nanos; guarded by Registry.mu
+	heapIdx      int   // index in Registry.expiry; guarded by Registry.mu
+	registeredAt atomic.Int64
+	vnodes       []*Node
+}
+
+// Node is one virtual node. Nodes are immutable once published, except for
+// the registration time, which heartbeats refresh (RegisteredAt).
+type Node struct {
+	Name            string // "<parent>-<i>"
+	Parent          string
+	Service         string
+	Address         string
+	TimeOut         int
+	Weight          int
+	HealthCheckPath string
+	Metadata        map[string]string // shared, must not be modified
+	p               *parent
+}
+
+// RegisteredAt is the node's last registration (heartbeat) time in ms since
+// the Unix epoch.
+func (n *Node) RegisteredAt() int64 { return n.p.registeredAt.Load() }
+
+// Snapshot is the immutable state of one service at one Version. Readers
+// may keep and use it freely; it must not be modified.
+type Snapshot struct {
+	Service string
+	Version uint64
+	// Nodes are the virtual nodes, interleaved by index (a-0, b-0, a-1, …)
+	// so round robin spreads a heavy node's turns.
+	Nodes []*Node
+	// RR is the service's round-robin counter, shared by all its snapshots.
+	RR *atomic.Uint64
+
+	derived atomic.Pointer[derivedValue]
+}
+
+type derivedValue struct{ v any }
+
+// Derived returns a value computed once per snapshot by build (for example
+// lb's selection tables) and cached on it. build should be a plain function
+// (not a closure) so that the call does not allocate; it may run more than
+// once under contention, and one result wins.
+func (s *Snapshot) Derived(build func(*Snapshot) any) any {
+	if d := s.derived.Load(); d != nil {
+		return d.v
+	}
+	d := &derivedValue{v: build(s)}
+	if s.derived.CompareAndSwap(nil, d) {
+		return d.v
+	}
+	return s.derived.Load().v
+}
+
+// New returns an empty registry. Call Run to start expiry.
+func New(opts Options) *Registry {
+	if opts.MaxNodes <= 0 {
+		opts.MaxNodes = 1_000_000
+	}
+	r := &Registry{opts: opts, now: opts.Now}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// Snapshot returns the current snapshot of service name, or nil if the service
+// has no nodes. It takes no lock.
+func (r *Registry) Snapshot(name string) *Snapshot {
+	v, ok := r.services.Load(name)
+	if !ok {
+		return nil
+	}
+	return v.(*service).snap.Load()
+}
+
+// Range calls fn for every service's current snapshot, in no particular
+// order, until fn returns false.
+func (r *Registry) Range(fn func(*Snapshot) bool) {
+	r.services.Range(func(_, v any) bool {
+		if s := v.(*service).snap.Load(); s != nil {
+			return fn(s)
+		}
+		return true
+	})
+}
+
+// Generation changes whenever anything in the registry changes, heartbeats
+// included. Persistence compares it to skip writes of unchanged state.
+func (r *Registry) Generation() uint64 { return r.generation.Load() }
+
+// Len returns the number of registered (parent) nodes.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes
+}
+
+// Result describes a registration once applied.
+type Result struct {
+	Registration
+	Address      string
+	RegisteredAt int64 // ms since epoch
+	// Changed is false for a plain heartbeat that left the service's
+	// snapshot as it was.
+	Changed bool
+	Kind    EventKind
+}
+
+// Register applies a validated registration: a new node, a changed node
+// (its virtual nodes replaced atomically) or a heartbeat that only pushes
+// its expiry back.
+func (r *Registry) Register(reg Registration) (Result, error) {
+	if err := reg.Validate(); err != nil {
+		return Result{}, err
+	}
+	reg.normalize()
+	now := r.now()
+	return r.apply(reg, now, now.Add(time.Duration(reg.TimeOut)*time.Second+ExpiryGrace))
+}
+
+func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	svc := r.serviceLocked(reg.ServiceName)
+	p, exists := svc.parents[reg.NodeName]
+	res := Result{Registration: reg, RegisteredAt: at.UnixMilli()}
+	if exists && p.reg.sameAs(&reg) {
+		p.registeredAt.Store(res.RegisteredAt)
+		r.expiry.update(p, deadline.UnixNano())
+		r.generation.Add(1)
+		res.Address = p.address
+		res.Kind = NodeHeartbeat
+		return res, nil
+	}
+	if !exists && r.nodes >= r.opts.MaxNodes {
+		if len(svc.parents) == 0 {
+			r.services.Delete(svc.name)
+		}
+		return Result{}, ErrFull
+	}
+	np := &parent{reg: reg, address: reg.Address(), heapIdx: -1}
+	np.registeredAt.Store(res.RegisteredAt)
+	np.vnodes = make([]*Node, reg.Weight)
+	for i := range np.vnodes {
+		np.vnodes[i] = &Node{
+			Name:            reg.NodeName + "-" + strconv.Itoa(i),
+			Parent:          reg.NodeName,
+			Service:         reg.ServiceName,
+			Address:         np.address,
+			TimeOut:         reg.TimeOut,
+			Weight:          reg.Weight,
+			HealthCheckPath: reg.HealthCheckPath,
+			Metadata:        reg.Metadata,
+			p:               np,
+		}
+	}
+	res.Kind = NodeRegistered
+	if exists {
+		r.expiry.remove(p)
+		res.Kind = NodeUpdated
+	} else {
+		r.nodes++
+	}
+	svc.parents[reg.NodeName] = np
+	r.expiry.push(np, deadline.UnixNano())
+	r.publishLocked(svc, res.Kind, reg.NodeName, at)
+	res.Address = np.address
+	res.Changed = true
+	return res, nil
+}
+
+// Deregister removes a node at once. It reports whether the node existed.
+func (r *Registry) Deregister(serviceName, nodeName string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.services.Load(serviceName)
+	if !ok {
+		return false
+	}
+	svc := v.(*service)
+	p, ok := svc.parents[nodeName]
+	if !ok {
+		return false
+	}
+	r.expiry.remove(p)
+	r.removeLocked(svc, nodeName, NodeDeregistered, r.now())
+	return true
+}
+
+// ExpireDue removes every node whose deadline has passed at now and returns
+// how many were removed. Run calls it periodically; in clustered modes only
+// the leader does.
+func (r *Registry) ExpireDue(now time.Time) int {
+	n := 0
+	nowNano := now.UnixNano()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		p := r.expiry.peek()
+		if p == nil || p.deadline > nowNano {
+			return n
+		}
+		r.expiry.remove(p)
+		v, _ := r.services.Load(p.reg.ServiceName)
+		r.removeLocked(v.(*service), p.reg.NodeName, NodeExpired, now)
+		n++
+	}
+}
+
+// Run expires nodes every interval (100 ms when interval ≤ 0) until done is
+// closed.
+func (r *Registry) Run(done <-chan struct{}, interval time.Duration) {
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			r.ExpireDue(r.now())
+		}
+	}
+}
+
+func (r *Registry) serviceLocked(name string) *service {
+	if v, ok := r.services.Load(name); ok {
+		return v.(*service)
+	}
+	svc := &service{name: name, parents: make(map[string]*parent)}
+	r.services.Store(name, svc)
+	return svc
+}
+
+func (r *Registry) removeLocked(svc *service, nodeName string, kind EventKind, at time.Time) {
+	delete(svc.parents, nodeName)
+	r.nodes--
+	r.publishLocked(svc, kind, nodeName, at)
+	if len(svc.parents) == 0 {
+		r.services.Delete(svc.name)
+	}
+}
+
+// publishLocked rebuilds svc's snapshot, bumps its version and tells the
+// subscribers. Only this service's snapshot is rebuilt.
+func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at time.Time) {
+	svc.version++
+	snap := &Snapshot{Service: svc.name, Version: svc.version, RR: &svc.rr}
+	if len(svc.parents) > 0 {
+		snap.Nodes = buildNodes(svc.parents)
+		svc.snap.Store(snap)
+	} else {
+		svc.snap.Store(nil)
+	}
+	r.generation.Add(1)
+	r.seq++
+	ev := Event{Seq: r.seq, Kind: kind, Service: svc.name, Node: node, Version: svc.version, At: at}
+	for _, s := range r.subs {
+		s.push(ev)
+	}
+}
+
+// buildNodes interleaves virtual nodes by index: every parent's -0 first
+// (parents sorted by name), then every -1, and so on.
+func buildNodes(parents map[string]*parent) []*Node {
+	ps := make([]*parent, 0, len(parents))
+	total, maxW := 0, 0
+	for _, p := range parents {
+		ps = append(ps, p)
+		total += len(p.vnodes)
+		maxW = max(maxW, len(p.vnodes))
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].reg.NodeName < ps[j].reg.NodeName })
+	nodes := make([]*Node, 0, total)
+	for i := 0; i < maxW; i++ {
+		for _, p := range ps {
+			if i < len(p.vnodes) {
+				nodes = append(nodes, p.vnodes[i])
+			}
+		}
+	}
+	return nodes
+}
