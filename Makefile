@@ -1,0 +1,59 @@
+# Maxine: `make run` starts it (local mode), `make test` runs every test.
+GO      ?= go
+BIN     ?= bin/maxine
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null)
+# Packages with concurrent code: always tested under the race detector.
+RACE_PKGS := ./registry/ ./lb/ ./gateway/ ./persistence/ ./observe/ ./auth/ ./admin/ ./config/
+FUZZTIME ?= 10s
+
+.PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/maxine
+
+run: build
+	./$(BIN)
+
+# deps installs what the tests need on a fresh machine: the Go modules and
+# the staticcheck tool pinned in go.mod.
+deps:
+	$(GO) mod download
+	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck
+
+lint: deps
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+unit:
+	$(GO) test -count=1 ./bench/ ./trace/ ./cmd/...
+
+e2e:
+	$(GO) test -count=1 -timeout 10m ./e2e/
+
+# Short fuzz runs of every parser; seed corpora live in testdata/fuzz.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRegistration$$' -fuzztime $(FUZZTIME) ./registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./trace/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenLogFile$$' -fuzztime $(FUZZTIME) ./observe/
+
+# test is the whole suite; .ci/run calls exactly this.
+test: lint race unit e2e fuzz
+
+# bench-deps installs the comparison servers (Debian packages).
+bench-deps:
+	@command -v nginx >/dev/null && command -v haproxy >/dev/null || { \
+		apt-get update -qq && apt-get install -y -qq nginx haproxy; }
+
+bench: build
+	$(GO) run ./bench -maxine-bin $(BIN) $(BENCH_FLAGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,149 @@
+package admin
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+func (s *Server) health(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	if s.o.Ready != nil {
+		if ok, reason := s.o.Ready(); !ok {
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": reason})
+			return
+		}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "UP"})
+}
+
+// actuatorOn hides an informational actuator endpoint while the runtime
+// setting actuatorEnabled is false (health stays: load balancers need it).
+func (s *Server) actuatorOn(h handlerFunc) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx, ri *requestInfo) {
+		if !s.o.Settings.Load().ActuatorEnabled {
+			writeMessage(ctx, fasthttp.StatusNotFound, "Not Found: "+string(ctx.Path()))
+			return
+		}
+		h(ctx, ri)
+	}
+}
+
+func (s *Server) info(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	b := s.o.Build
+	if b.GoVersion == "" {
+		b.GoVersion = runtime.Version()
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"build": b})
+}
+
+// processMetrics answers with the old actuator's shape: memory and uptime.
+func (s *Server) processMetrics(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{
+		"mem": map[string]uint64{
+			"rss":       rssBytes(),
+			"heapTotal": ms.HeapSys,
+			"heapUsed":  ms.HeapAlloc,
+			"external":  ms.Sys - ms.HeapSys,
+		},
+		"uptime":     time.Since(s.start).Seconds(),
+		"goroutines": runtime.NumGoroutine(),
+		"nodes":      s.o.Registry.Len(),
+	})
+}
+
+// rssBytes reads the resident set size from /proc (0 where unavailable).
+func rssBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var i int
+	for i < len(b) && b[i] != ' ' {
+		i++
+	}
+	j := i + 1
+	for j < len(b) && b[j] != ' ' {
+		j++
+	}
+	if i+1 > len(b) || j > len(b) {
+		return 0
+	}
+	pages, err := strconv.ParseUint(string(b[i+1:j]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}
+
+// prometheus writes the Prometheus text exposition: Maxine's own series
+// plus Go runtime and process metrics.
+func (s *Server) prometheus(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	w := ctx.Response.BodyWriter()
+	s.o.Metrics.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+}
+
+func (s *Server) audit(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	limit := queryInt(ctx, "limit", 0)
+	if s.o.Audit == nil {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"events": []any{}})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"events": s.o.Audit.Recent(limit)})
+}
+
+func (s *Server) alerts(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	limit := queryInt(ctx, "limit", 0)
+	if s.o.Alerts == nil {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"alerts": []any{}})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"alerts": s.o.Alerts.Recent(limit)})
+}
+
+func (s *Server) traces(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	limit := queryInt(ctx, "limit", 0)
+	if s.o.Traces == nil {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"traces": []any{}})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"traces": s.o.Traces.Recent(limit)})
+}
+
+func (s *Server) cluster(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	if s.o.Cluster != nil {
+		writeJSON(ctx, fasthttp.StatusOK, s.o.Cluster())
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, ClusterStatus{
+		Enabled: false, InstanceID: s.o.InstanceID, IsLeader: true, HasLeader: true,
+		LeaderInstanceID: s.o.InstanceID, ObservedAt: s.o.Now().UnixMilli(),
+	})
+}
+
+func (s *Server) upstreams(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	if s.o.Upstreams == nil {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"started": false, "unhealthyNodes": []string{}, "failureCounts": map[string]int{}})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.o.Upstreams())
+}
+
+func queryInt(ctx *fasthttp.RequestCtx, name string, def int) int {
+	v := ctx.QueryArgs().Peek(name)
+	if len(v) == 0 {
+		return def
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,429 @@
+package admin
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/auth"
+	"github.com/maxine-io/maxine/config"
+	"github.com/maxine-io/maxine/observe"
+	"github.com/maxine-io/maxine/registry"
+)
+
+// testServer is a real admin server on a loopback port.
+type testServer struct {
+	t        *testing.T
+	base     string
+	reg      *registry.Registry
+	settings *config.Store
+	audit    *observe.Audit
+	client   *http.Client
+}
+
+func newTestServer(t *testing.T, mutate func(*Options)) *testServer {
+	t.Helper()
+	authority, err := auth.New(auth.Options{
+		DataDir: t.TempDir(), BcryptCost: 4, Secret: []byte("test-secret"),
+		OperatorUser: "op", OperatorPassword: "op-pass", ViewerUser: "viewer", ViewerPassword: "viewer-pass",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, err := observe.NewAudit(observe.AuditOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{
+		Registry: registry.New(registry.Options{}), Settings: config.New(config.Defaults()), Auth: authority,
+		Audit: audit, Traces: observe.NewTraces(100), LogRing: observe.NewLogRing(10),
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s.NewHTTPServer(HTTPServerOptions{MaxBodySize: 64 << 10})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return &testServer{t: t, base: "http://" + ln.Addr().String(), reg: o.Registry, settings: o.Settings, audit: audit,
+		client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (ts *testServer) do(method, path, token, body string, hdr ...string) (*http.Response, map[string]any) {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.base+path, strings.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp, m
+}
+
+func (ts *testServer) token(user, pass string) string {
+	ts.t.Helper()
+	resp, m := ts.do("POST", "/api/maxine/signin", "", `{"userName":"`+user+`","password":"`+pass+`"}`)
+	if resp.StatusCode != 200 {
+		ts.t.Fatalf("signin %s: %d %v", user, resp.StatusCode, m)
+	}
+	return m["accessToken"].(string)
+}
+
+func TestSignIn(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tests := []struct {
+		body   string
+		status int
+		msg    string
+	}{
+		{`{"userName":"admin","password":"admin"}`, 200, ""},
+		{`{"userName":"admin"}`, 400, "Please provide both of these -> userName and password."},
+		{`{"password":"x"}`, 400, "Please provide both of these -> userName and password."},
+		{`not json`, 400, "Please provide both of these -> userName and password."},
+		{`{"userName":"admin","password":"wrong"}`, 401, "Unauthorized"},
+		{`{"userName":"nobody","password":"admin"}`, 401, "Unauthorized"},
+	}
+	for _, tc := range tests {
+		resp, m := ts.do("POST", "/api/maxine/signin", "", tc.body)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s: status %d, want %d", tc.body, resp.StatusCode, tc.status)
+		}
+		if tc.msg != "" && m["message"] != tc.msg {
+			t.Fatalf("%s: message %v", tc.body, m["message"])
+		}
+		if tc.status == 200 && (m["accessToken"] == "" || m["role"] != "admin") {
+			t.Fatalf("signin body %v", m)
+		}
+	}
+	ev := ts.audit.Recent(0)
+	if len(ev) == 0 || ev[0].Type != "signin_failure" {
+		t.Fatalf("audit %+v", ev)
+	}
+}
+
+func TestTraceHeaders(t *testing.T) {
+	ts := newTestServer(t, nil)
+	in := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	resp, _ := ts.do("GET", "/api/actuator/health", "", "", "traceparent", in, "x-trace-id", "abc123")
+	if resp.Header.Get("traceparent") != in || resp.Header.Get("x-trace-id") != "abc123" {
+		t.Fatalf("incoming trace headers not kept: %v", resp.Header)
+	}
+	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"} {
+		resp, _ = ts.do("GET", "/no/such/path", "", "", "traceparent", bad)
+		tp := resp.Header.Get("traceparent")
+		if resp.StatusCode != 404 || tp == bad || len(tp) != 55 || resp.Header.Get("x-trace-id") != tp[3:35] {
+			t.Fatalf("traceparent %q -> %d %q / %q", bad, resp.StatusCode, tp, resp.Header.Get("x-trace-id"))
+		}
+	}
+}
+
+func TestRegisterDiscoverDeregister(t *testing.T) {
+	ts := newTestServer(t, nil)
+	resp, m := ts.do("POST", "/api/maxine/serviceops/register", "", `{"serviceName":"orders","nodeName":"n1","hostName":"127.0.0.1","port":9001,"path":"api","weight":2,"timeOut":30}`)
+	if resp.StatusCode != 200 || m["address"] != "http://127.0.0.1:9001/api" || m["weight"] != 2.0 || m["timeOut"] != 30.0 {
+		t.Fatalf("register: %d %v", resp.StatusCode, m)
+	}
+	resp, _ = ts.do("GET", "/api/maxine/serviceops/discover?serviceName=orders&endPoint=/list", "", "")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://127.0.0.1:9001/api/list" {
+		t.Fatalf("discover: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, m = ts.do("GET", "/api/maxine/serviceops/discover", "", "")
+	if resp.StatusCode != 400 || m["message"] != "Please provide the serviceName." {
+		t.Fatalf("discover without name: %d %v", resp.StatusCode, m)
+	}
+	resp, m = ts.do("GET", "/api/maxine/serviceops/discover?serviceName=nope", "", "")
+	if resp.StatusCode != 503 || m["message"] != "Service Unavailable" {
+		t.Fatalf("discover unknown: %d %v", resp.StatusCode, m)
+	}
+	resp, m = ts.do("GET", "/api/maxine/serviceops/discover?serviceName=orders&mode=proxy", "", "")
+	if resp.StatusCode != 501 {
+		t.Fatalf("proxy mode without gateway: %d %v", resp.StatusCode, m)
+	}
+	resp, _ = ts.do("DELETE", "/api/maxine/serviceops/register?serviceName=orders&nodeName=zzz", "", "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("deregister unknown: %d", resp.StatusCode)
+	}
+	resp, _ = ts.do("DELETE", "/api/maxine/serviceops/register?serviceName=orders", "", "")
+	if resp.StatusCode != 400 {
+		t.Fatalf("deregister without node: %d", resp.StatusCode)
+	}
+	resp, _ = ts.do("DELETE", "/api/maxine/serviceops/register?serviceName=orders&nodeName=n1", "", "")
+	if resp.StatusCode != 200 || ts.reg.Snapshot("orders") != nil {
+		t.Fatalf("deregister: %d", resp.StatusCode)
+	}
+}
+
+func TestRegisterRejects(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tests := []struct {
+		name, body, ctype string
+		status            int
+	}{
+		{"malformed", `{"serviceName":`, "application/json", 400},
+		{"wrong type", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":"x"}`, "application/json", 400},
+		{"weight 0", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":0}`, "application/json", 400},
+		{"weight 11", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":11}`, "application/json", 400},
+		{"port 70000", `{"serviceName":"s","nodeName":"n","hostName":"h","port":70000}`, "application/json", 400},
+		{"form content type", `{"serviceName":"s","nodeName":"n","hostName":"h"}`, "application/x-www-form-urlencoded", 400},
+		{"too large", `{"serviceName":"` + strings.Repeat("x", 100<<10) + `"}`, "application/json", 413},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", ts.base+"/api/maxine/serviceops/register", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.ctype)
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tc.status, m)
+			}
+			if tc.status == 400 && strings.HasPrefix(tc.name, "weight") && m["message"] != registry.InvalidRegistrationMessage {
+				t.Fatalf("message %v", m["message"])
+			}
+		})
+	}
+	if ts.reg.Len() != 0 {
+		t.Fatal("a refused registration changed the registry")
+	}
+}
+
+func TestRegistrationToken(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.RegistrationToken = "reg-secret" })
+	body := `{"serviceName":"s","nodeName":"n","hostName":"h"}`
+	if resp, _ := ts.do("POST", "/api/maxine/serviceops/register", "", body); resp.StatusCode != 401 {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do("POST", "/api/maxine/serviceops/register", "wrong", body); resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do("POST", "/api/maxine/serviceops/register", "reg-secret", body); resp.StatusCode != 200 {
+		t.Fatalf("right token: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do("DELETE", "/api/maxine/serviceops/register?serviceName=s&nodeName=n", "", ""); resp.StatusCode != 401 {
+		t.Fatalf("deregister without token: %d", resp.StatusCode)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	ts := newTestServer(t, nil)
+	op := ts.token("op", "op-pass")
+	viewer := ts.token("viewer", "viewer-pass")
+	resp, m := ts.do("GET", "/api/maxine/control/config", viewer, "")
+	if resp.StatusCode != 200 || m["heartBeatTimeout"] != 5.0 || m["serverSelectionStrategy"].(map[string]any)["name"] != "RR" {
+		t.Fatalf("get config %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := ts.do("PUT", "/api/maxine/control/config", viewer, `{"serverSelectionStrategy":"CH"}`); resp.StatusCode != 403 {
+		t.Fatalf("viewer put: %d", resp.StatusCode)
+	}
+	resp, m = ts.do("PUT", "/api/maxine/control/config", op,
+		`{"serverSelectionStrategy":"CH","discoveryMode":"SIDEWAYS","heartBeatTimeout":"ten","logFormat":"PLAIN","port":1,"actuatorEnabled":true}`)
+	want := map[string]any{"serverSelectionStrategy": "Success", "discoveryMode": "Wrong value Or Invalid value",
+		"heartBeatTimeout": "Type Error", "logFormat": "Success", "port": "Wrong value Or Invalid value", "actuatorEnabled": "Success"}
+	if resp.StatusCode != 200 || len(m) != len(want) {
+		t.Fatalf("put config %d %v", resp.StatusCode, m)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Fatalf("field %s = %v, want %v", k, m[k], v)
+		}
+	}
+	if st := ts.settings.Load(); st.Strategy != config.ConsistentHashing || st.LogFormat != config.PlainLogs || st.DiscoveryMode != config.Redirect {
+		t.Fatalf("settings %+v", st)
+	}
+	if resp, _ := ts.do("PUT", "/api/maxine/control/config", op, `[1,2]`); resp.StatusCode != 400 {
+		t.Fatalf("array body: %d", resp.StatusCode)
+	}
+	ev := ts.audit.Recent(0)
+	found := 0
+	for _, e := range ev {
+		if e.Type == "config_change" && e.Actor == "op" && e.TraceID != "" {
+			found++
+		}
+	}
+	if found != 2 {
+		t.Fatalf("config_change audit events %d, want 2: %+v", found, ev)
+	}
+}
+
+func TestFollowerRefusesConfig(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, IsLeader: false} }
+	})
+	resp, m := ts.do("PUT", "/api/maxine/control/config", ts.token("admin", "admin"), `{"serverSelectionStrategy":"CH"}`)
+	if resp.StatusCode != 409 || m["message"] != "This control-plane mutation must be handled by the current leader instance." {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}
+
+func TestRBAC(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tokens := map[string]string{"viewer": ts.token("viewer", "viewer-pass"), "operator": ts.token("op", "op-pass"), "admin": ts.token("admin", "admin")}
+	routes := []struct {
+		method, path, body string
+		need               auth.Role
+	}{
+		{"GET", "/api/maxine/serviceops/servers", "", auth.Viewer},
+		{"GET", "/api/maxine/control/config", "", auth.Viewer},
+		{"PUT", "/api/maxine/control/config", `{"logAsync":true}`, auth.Operator},
+		{"GET", "/api/actuator/prometheus", "", auth.Viewer},
+		{"GET", "/api/actuator/audit", "", auth.Viewer},
+		{"GET", "/api/logs/recent/clear", "", auth.Operator},
+		{"PUT", "/api/maxine/change-password", `{}`, auth.Admin},
+	}
+	for _, r := range routes {
+		for _, role := range []auth.Role{auth.RoleNone, auth.Viewer, auth.Operator, auth.Admin} {
+			tok := ""
+			if role != auth.RoleNone {
+				tok = tokens[role.String()]
+			}
+			resp, m := ts.do(r.method, r.path, tok, r.body)
+			switch {
+			case role == auth.RoleNone:
+				if resp.StatusCode != 401 || m["message"] != "Unauthorized" {
+					t.Fatalf("%s %s without token: %d %v", r.method, r.path, resp.StatusCode, m)
+				}
+			case !role.Allows(r.need):
+				if resp.StatusCode != 403 || m["message"] != "Forbidden" {
+					t.Fatalf("%s %s as %s: %d %v", r.method, r.path, role, resp.StatusCode, m)
+				}
+			default:
+				if resp.StatusCode == 401 || resp.StatusCode == 403 {
+					t.Fatalf("%s %s as %s refused: %d", r.method, r.path, role, resp.StatusCode)
+				}
+			}
+		}
+	}
+}
+
+func TestServersShape(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.do("POST", "/api/maxine/serviceops/register", "", `{"serviceName":"orders","nodeName":"n1","hostName":"h","weight":2,"healthCheckPath":"/health"}`)
+	resp, m := ts.do("GET", "/api/maxine/serviceops/servers", ts.token("viewer", "viewer-pass"), "")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	svc := m["orders"].(map[string]any)
+	nodes := svc["nodes"].(map[string]any)
+	if _, ok := svc["offset"]; !ok || len(nodes) != 2 {
+		t.Fatalf("servers %v", m)
+	}
+	n := nodes["n1-1"].(map[string]any)
+	if n["nodeName"] != "n1-1" || n["parentNode"] != "n1" || n["address"] != "http://h" || n["healthCheckPath"] != "/health" || n["registeredAt"].(float64) < 1e12 {
+		t.Fatalf("node %v", n)
+	}
+}
+
+func TestPrometheusAndActuator(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.do("GET", "/api/maxine/serviceops/discover?serviceName=x", "", "")
+	req, _ := http.NewRequest("GET", ts.base+"/api/actuator/prometheus", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.token("viewer", "viewer-pass"))
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	body := sb.String()
+	for _, want := range []string{`maxine_discoveries_total{mode="redirect"} 1`, `maxine_admin_requests_total{route="discover",code="503"} 1`, "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("prometheus output lacks %q", want)
+		}
+	}
+	if resp, m := ts.do("GET", "/api/actuator/info", "", ""); resp.StatusCode != 200 || m["build"].(map[string]any)["goVersion"] == "" {
+		t.Fatalf("info %v", m)
+	}
+	if resp, m := ts.do("GET", "/api/actuator/metrics", "", ""); resp.StatusCode != 200 || m["mem"].(map[string]any)["rss"].(float64) <= 0 {
+		t.Fatalf("metrics %v", m)
+	}
+	ts.settings.Update(func(s *config.Settings) { s.ActuatorEnabled = false })
+	if resp, _ := ts.do("GET", "/api/actuator/info", "", ""); resp.StatusCode != 404 {
+		t.Fatalf("info with actuator disabled: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.do("GET", "/api/actuator/health", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("health with actuator disabled: %d", resp.StatusCode)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	down := false
+	ts := newTestServer(t, func(o *Options) {
+		o.Ready = func() (bool, string) { return !down, "draining" }
+	})
+	if resp, m := ts.do("GET", "/api/actuator/health", "", ""); resp.StatusCode != 200 || m["status"] != "UP" {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+	down = true
+	if resp, m := ts.do("GET", "/api/actuator/health", "", ""); resp.StatusCode != 503 || m["status"] != "DOWN" {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}
+
+func TestUnknownPathAndMethod(t *testing.T) {
+	ts := newTestServer(t, nil)
+	if resp, m := ts.do("GET", "/nothing", "", ""); resp.StatusCode != 404 || m["message"] == nil {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+	if resp, m := ts.do("PATCH", "/api/maxine/signin", "", ""); resp.StatusCode != 405 || m["message"] == nil {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}
+
+func BenchmarkDiscoverRedirect(b *testing.B) {
+	authority, _ := auth.New(auth.Options{DataDir: b.TempDir(), BcryptCost: 4})
+	reg := registry.New(registry.Options{})
+	for i := 0; i < 10; i++ {
+		reg.Register(registry.Registration{ServiceName: "svc", NodeName: "n" + string(rune('a'+i)), HostName: "127.0.0.1", Port: 9000 + i, Weight: 1, TimeOut: 60})
+	}
+	s, _ := New(Options{Registry: reg, Settings: config.New(config.Defaults()), Auth: authority})
+	h := s.Handler()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/api/maxine/serviceops/discover?serviceName=svc&endPoint=/x")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Response.Reset()
+		h(&ctx)
+		if ctx.Response.StatusCode() != 302 {
+			b.Fatal(ctx.Response.StatusCode())
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package admin
+
+import (
+	"errors"
+	"sort"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/config"
+	"github.com/maxine-io/maxine/lb"
+	"github.com/maxine-io/maxine/observe"
+	"github.com/maxine-io/maxine/registry"
+)
+
+type registerResponse struct {
+	HostName        string `json:"hostName"`
+	NodeName        string `json:"nodeName"`
+	ServiceName     string `json:"serviceName"`
+	TimeOut         int    `json:"timeOut"`
+	Weight          int    `json:"weight"`
+	Address         string `json:"address"`
+	HealthCheckPath string `json:"healthCheckPath"`
+	RegisteredAt    int64  `json:"registeredAt"`
+}
+
+func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
+	if !s.registrationAllowed(ctx) {
+		return
+	}
+	body, ok := jsonBody(ctx)
+	if !ok {
+		s.m.registrations[3].Inc()
+		return
+	}
+	reg, err := registry.DecodeRegistration(body, s.o.Settings.Load().HeartBeatTimeout)
+	if err != nil {
+		s.m.registrations[3].Inc()
+		writeDetail(ctx, fasthttp.StatusBadRequest, registry.InvalidRegistrationMessage, err.Error())
+		return
+	}
+	if s.o.AllowList != nil {
+		if err := s.o.AllowList.Check(reg.HostName); err != nil {
+			s.m.registrations[3].Inc()
+			writeDetail(ctx, fasthttp.StatusForbidden, "hostName is outside the upstream allow-list", err.Error())
+			return
+		}
+	}
+	res, err := s.o.Registry.Register(reg)
+	if err != nil {
+		s.m.registrations[3].Inc()
+		if errors.Is(err, registry.ErrFull) {
+			writeMessage(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+			return
+		}
+		writeDetail(ctx, fasthttp.StatusBadRequest, registry.InvalidRegistrationMessage, err.Error())
+		return
+	}
+	s.m.registration(res.Kind)
+	if res.Changed {
+		s.auditEvent(ri, observe.AuditEvent{Type: "register", Actor: clientIP(ctx), Service: reg.ServiceName, Node: reg.NodeName,
+			Details: map[string]any{"address": res.Address, "weight": reg.Weight, "kind": res.Kind.String()}})
+	}
+	writeJSON(ctx, fasthttp.StatusOK, registerResponse{
+		HostName: reg.HostName, NodeName: reg.NodeName, ServiceName: reg.ServiceName, TimeOut: reg.TimeOut,
+		Weight: reg.Weight, Address: res.Address, HealthCheckPath: reg.HealthCheckPath, RegisteredAt: res.RegisteredAt,
+	})
+}
+
+func (s *Server) deregister(ctx *fasthttp.RequestCtx, ri *requestInfo) {
+	if !s.registrationAllowed(ctx) {
+		return
+	}
+	args := ctx.QueryArgs()
+	svc, node := string(args.Peek("serviceName")), string(args.Peek("nodeName"))
+	if svc == "" || node == "" {
+		writeMessage(ctx, fasthttp.StatusBadRequest, "Please provide the serviceName and nodeName.")
+		return
+	}
+	if !s.o.Registry.Deregister(svc, node) {
+		writeMessage(ctx, fasthttp.StatusNotFound, "Node not found")
+		return
+	}
+	s.m.deregistrations.Inc()
+	s.auditEvent(ri, observe.AuditEvent{Type: "deregister", Actor: clientIP(ctx), Service: svc, Node: node})
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"message": "Node deregistered", "serviceName": svc, "nodeName": node})
+}
+
+// discover resolves a node with the current strategy and redirects to it
+// (302, Location = address + endPoint), or proxies in proxy mode. This is
+// the hottest admin route: it takes no lock and builds the Location header
+// in a stack buffer.
+func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	args := ctx.QueryArgs()
+	name := args.Peek("serviceName")
+	if len(name) == 0 {
+		writeMessage(ctx, fasthttp.StatusBadRequest, "Please provide the serviceName.")
+		return
+	}
+	endPoint := args.Peek("endPoint")
+	settings := s.o.Settings.Load()
+	if string(args.Peek("mode")) == "proxy" || settings.DiscoveryMode == config.Proxy {
+		s.m.discoveries[1].Inc()
+		if s.o.Proxy == nil {
+			writeMessage(ctx, fasthttp.StatusNotImplemented, "Proxy mode is not available: the gateway is disabled")
+			return
+		}
+		s.o.Proxy.ServeService(ctx, string(name), endPoint)
+		return
+	}
+	s.m.discoveries[0].Inc()
+	snap := s.o.Registry.Snapshot(string(name))
+	i := lb.ForSnapshot(snap).Pick(settings.Strategy, ctx.RemoteIP(), nil)
+	if i < 0 {
+		writeMessage(ctx, fasthttp.StatusServiceUnavailable, "Service Unavailable")
+		return
+	}
+	var buf [512]byte
+	loc := append(buf[:0], snap.Nodes[i].Address...)
+	if len(endPoint) > 0 && endPoint[0] != '/' {
+		loc = append(loc, '/')
+	}
+	loc = append(loc, endPoint...)
+	ctx.Response.Header.SetBytesV("Location", loc)
+	ctx.SetStatusCode(fasthttp.StatusFound)
+}
+
+// proxy serves /api/maxine/serviceops/proxy/{serviceName}/{path...}.
+func (s *Server) proxy(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	if s.o.Proxy == nil {
+		writeMessage(ctx, fasthttp.StatusNotImplemented, "Proxy mode is not available: the gateway is disabled")
+		return
+	}
+	svc, _ := ctx.UserValue("serviceName").(string)
+	path, _ := ctx.UserValue("path").(string)
+	s.m.discoveries[1].Inc()
+	s.o.Proxy.ServeService(ctx, svc, append([]byte{'/'}, path...))
+}
+
+type serverNode struct {
+	NodeName        string            `json:"nodeName"`
+	ParentNode      string            `json:"parentNode"`
+	Address         string            `json:"address"`
+	TimeOut         int               `json:"timeOut"`
+	RegisteredAt    int64             `json:"registeredAt"`
+	HealthCheckPath string            `json:"healthCheckPath"`
+	Weight          int               `json:"weight"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Breaker         string            `json:"breaker,omitempty"`
+	Healthy         *bool             `json:"healthy,omitempty"`
+}
+
+type serverService struct {
+	Offset int                   `json:"offset"`
+	Nodes  map[string]serverNode `json:"nodes"`
+}
+
+// servers lists the registry in the old shape, with breaker and health
+// state as extra per-node fields.
+func (s *Server) servers(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	out := make(map[string]serverService)
+	s.o.Registry.Range(func(snap *registry.Snapshot) bool {
+		svc := serverService{Nodes: make(map[string]serverNode, len(snap.Nodes))}
+		if n := len(snap.Nodes); n > 0 {
+			svc.Offset = int(snap.RR.Load() % uint64(n))
+		}
+		for _, n := range snap.Nodes {
+			sn := serverNode{NodeName: n.Name, ParentNode: n.Parent, Address: n.Address, TimeOut: n.TimeOut,
+				RegisteredAt: n.RegisteredAt(), HealthCheckPath: n.HealthCheckPath, Weight: n.Weight, Metadata: n.Metadata}
+			if s.o.Proxy != nil {
+				if br, healthy, ok := s.o.Proxy.NodeStatus(snap.Service, n.Name); ok {
+					sn.Breaker = br
+					sn.Healthy = &healthy
+				}
+			}
+			svc.Nodes[n.Name] = sn
+		}
+		out[snap.Service] = svc
+		return true
+	})
+	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// sortedKeys is used where a deterministic order helps readers.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one configuration value with its flag name, environment
+// variable and default. Flags win over the environment, the environment
+// over the default.
+type setting struct {
+	flag, env, help string
+	value           flag.Value
+}
+
+// settings is the table behind `maxine --help`: every knob in one place.
+type settings struct {
+	list []setting
+	fs   *flag.FlagSet
+}
+
+func newSettings(name string, out io.Writer) *settings {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &settings{fs: fs}
+}
+
+func (s *settings) add(p flag.Value, name, env, help string) {
+	s.list = append(s.list, setting{flag: name, env: env, help: help, value: p})
+	if name == "" {
+		return // environment only: secrets stay off the command line
+	}
+	if env != "" {
+		help += " (env " + env + ")"
+	}
+	s.fs.Var(p, name, help)
+}
+
+func (s *settings) String(p *string, name, env, def, help string) {
+	*p = def
+	s.add((*stringValue)(p), name, env, help)
+}
+
+func (s *settings) Int(p *int, name, env string, def int, help string) {
+	*p = def
+	s.add((*intValue)(p), name, env, help)
+}
+
+func (s *settings) Float(p *float64, name, env string, def float64, help string) {
+	*p = def
+	s.add((*floatValue)(p), name, env, help)
+}
+
+func (s *settings) Bool(p *bool, name, env string, def bool, help string) {
+	*p = def
+	s.add((*boolValue)(p), name, env, help)
+}
+
+func (s *settings) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
+	*p = def
+	s.add((*durationValue)(p), name, env, help)
+}
+
+// parse applies the environment, then the command line. A bad value stops
+// with one line naming the setting.
+func (s *settings) parse(args []string, getenv func(string) string) error {
+	for _, st := range s.list {
+		if st.env == "" {
+			continue
+		}
+		if v := getenv(st.env); v != "" {
+			if err := st.value.Set(v); err != nil {
+				return fmt.Errorf("invalid value %q for %s (--%s): %v", v, st.env, st.flag, err)
+			}
+		}
+	}
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (settings are flags: see --help)", s.fs.Arg(0))
+	}
+	return nil
+}
+
+// usage prints every setting with its flag, environment variable and
+// default, sorted by flag name.
+func (s *settings) usage(w io.Writer, defaults map[string]string) {
+	fmt.Fprintf(w, "Usage: maxine [flags]\n\nMaxine: service registry, discovery service and reverse-proxy gateway.\nEvery flag can also be set by its environment variable; flags win.\n\n")
+	list := append([]setting(nil), s.list...)
+	sort.Slice(list, func(i, j int) bool { return list[i].flag < list[j].flag })
+	for _, st := range list {
+		if st.flag == "" {
+			continue
+		}
+		env := ""
+		if st.env != "" {
+			env = "  [" + st.env + "]"
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s (default %q)\n", st.flag, env, st.help, defaults[st.flag])
+	}
+	fmt.Fprintf(w, "  --help\n        print this help\n\nEnvironment only (secrets and accounts):\n")
+	for _, st := range list {
+		if st.flag == "" {
+			fmt.Fprintf(w, "  %s\n", st.env)
+		}
+	}
+	fmt.Fprintf(w, "  PORT\n        admin port when MAXINE_ADMIN_ADDR is not set (:$PORT)\n")
+}
+
+type stringValue string
+
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (v *stringValue) String() string     { return string(*v) }
+
+type intValue int
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*v = intValue(n)
+	return nil
+}
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+
+type floatValue float64
+
+func (v *floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	*v = floatValue(f)
+	return nil
+}
+func (v *floatValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
+
+type boolValue bool
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not a boolean (true/false)")
+	}
+	*v = boolValue(b)
+	return nil
+}
+func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+type durationValue time.Duration
+
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not a duration (e.g. 500ms, 5s, 1m)")
+	}
+	*v = durationValue(d)
+	return nil
+}
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+
+// defaultsOf records each setting's default (its value before parsing), for
+// the help text.
+func (s *settings) defaultsOf() map[string]string {
+	m := make(map[string]string, len(s.list))
+	for _, st := range s.list {
+		if st.flag != "" {
+			m[st.flag] = st.value.String()
+		}
+	}
+	return m
+}

@@ -1,0 +1,513 @@
+// Command maxine runs the Maxine service registry, discovery service and
+// reverse-proxy gateway: the admin API on one listener, the gateway on
+// another. It wires the packages together; none of them reaches for a
+// global.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/admin"
+	"github.com/maxine-io/maxine/auth"
+	"github.com/maxine-io/maxine/config"
+	"github.com/maxine-io/maxine/gateway"
+	"github.com/maxine-io/maxine/observe"
+	"github.com/maxine-io/maxine/persistence"
+	"github.com/maxine-io/maxine/registry"
+)
+
+// version and commit are set at build time with -ldflags "-X main.version=…".
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
+
+// options is the whole startup configuration (SPEC section 10).
+type options struct {
+	adminAddr, gatewayAddr, dataDir, stateMode    string
+	redisURL, redisPrefix, instanceID             string
+	leaseInterval, renewInterval                  time.Duration
+	heartbeatTimeout                              int
+	persistInterval                               time.Duration
+	jwtSecret, jwtPrevious                        string
+	jwtTTL                                        time.Duration
+	registrationToken                             string
+	upstreamAllow                                 string
+	hostSuffix, hashHeader, hashCookie            string
+	connectTimeout, tryTimeout, deadline          time.Duration
+	maxRetries                                    int
+	retryBudget                                   float64
+	breakerFailures                               int
+	breakerRatio                                  float64
+	breakerMinRequests                            int
+	breakerWindow, breakerOpen                    time.Duration
+	breakerHalfOpen                               int
+	healthEnabled                                 bool
+	healthInterval, healthTimeout                 time.Duration
+	healthPath                                    string
+	healthFail, healthPass                        int
+	healthEvict                                   bool
+	outlier5xx                                    int
+	maxBodySize, streamThreshold, adminMaxBody    int
+	maxHeaderBytes                                int
+	alertWebhook                                  string
+	alertTimeout                                  time.Duration
+	logFormat, logLevel, logFile                  string
+	traceHeader                                   string
+	auditRing, alertRing, traceRing, logRing      int
+	metricsOn, publicMetrics                      bool
+	signinPerMinute                               int
+	drainTimeout                                  time.Duration
+	maxNodes                                      int
+	cpuProfile                                    string
+	gatewayEnabled                                bool
+	operatorUser, operatorPass, viewerUser        string
+	viewerPass, adminUser, adminPass              string
+	showVersion                                   bool
+	adminReadTimeout, idleTimeout, gwReadTimeout  time.Duration
+	maxConnsPerNode                               int
+}
+
+func defineSettings(o *options, s *settings) {
+	s.String(&o.adminAddr, "admin-addr", "MAXINE_ADMIN_ADDR", ":8080", "admin (control plane) listen address; PORT=<n> means :<n>")
+	s.String(&o.gatewayAddr, "gateway-addr", "MAXINE_GATEWAY_ADDR", ":8000", "gateway (data plane) listen address")
+	s.Bool(&o.gatewayEnabled, "gateway", "MAXINE_GATEWAY_ENABLED", true, "serve the gateway listener")
+	s.String(&o.dataDir, "data-dir", "MAXINE_DATA_DIR", "./data", "directory for the state file, credentials, audit log and log files")
+	s.String(&o.stateMode, "state-mode", "MAXINE_REGISTRY_STATE_MODE", "local", "registry state mode: local (shared-file and redis are not in this build)")
+	s.String(&o.redisURL, "redis-url", "MAXINE_REGISTRY_REDIS_URL", "", "Redis URL for state mode redis")
+	s.String(&o.redisPrefix, "redis-prefix", "MAXINE_REGISTRY_REDIS_KEY_PREFIX", "maxine:registry", "key prefix in Redis")
+	s.String(&o.instanceID, "instance-id", "MAXINE_INSTANCE_ID", "", "instance id (default hostname-pid)")
+	s.Duration(&o.leaseInterval, "lease-interval", "MAXINE_LEADER_LEASE", 10*time.Second, "leader lease length (redis mode)")
+	s.Duration(&o.renewInterval, "renew-interval", "MAXINE_LEADER_RENEW", 3*time.Second, "leader lease renewal interval (redis mode)")
+	s.Int(&o.heartbeatTimeout, "heartbeat-timeout", "MAXINE_HEARTBEAT_TIMEOUT", 5, "default node timeOut in seconds when a registration gives none")
+	s.Duration(&o.persistInterval, "persist-interval", "MAXINE_PERSIST_INTERVAL", time.Second, "at most one state-file write per interval")
+	s.Int(&o.maxNodes, "max-nodes", "MAXINE_MAX_NODES", 1_000_000, "maximum registered nodes")
+	s.String(&o.jwtSecret, "", "MAXINE_JWT_SECRET", "", "")
+	s.String(&o.jwtPrevious, "", "MAXINE_JWT_PREVIOUS_SECRETS", "", "")
+	s.Duration(&o.jwtTTL, "jwt-ttl", "MAXINE_JWT_TTL", 30*time.Minute, "access token lifetime")
+	s.String(&o.registrationToken, "", "MAXINE_REGISTRATION_TOKEN", "", "")
+	s.String(&o.adminUser, "", "MAXINE_ADMIN_USERNAME", "", "")
+	s.String(&o.adminPass, "", "MAXINE_ADMIN_PASSWORD", "", "")
+	s.String(&o.operatorUser, "", "MAXINE_OPERATOR_USERNAME", "", "")
+	s.String(&o.operatorPass, "", "MAXINE_OPERATOR_PASSWORD", "", "")
+	s.String(&o.viewerUser, "", "MAXINE_VIEWER_USERNAME", "", "")
+	s.String(&o.viewerPass, "", "MAXINE_VIEWER_PASSWORD", "", "")
+	s.Int(&o.signinPerMinute, "signin-rate", "MAXINE_SIGNIN_RATE", 30, "sign-in attempts per minute per client IP (burst 10)")
+	s.String(&o.upstreamAllow, "upstream-allow", "MAXINE_UPSTREAM_ALLOW_CIDRS", "", "comma-separated CIDRs registered hosts must fall in (empty = any)")
+	s.String(&o.hostSuffix, "host-suffix", "MAXINE_GATEWAY_HOST_SUFFIX", "", "route Host <service>.<suffix> to <service>")
+	s.String(&o.hashHeader, "hash-header", "MAXINE_HASH_HEADER", "", "CH/RH key header (default: client IP)")
+	s.String(&o.hashCookie, "hash-cookie", "MAXINE_HASH_COOKIE", "", "CH/RH key cookie (default: client IP)")
+	s.Duration(&o.connectTimeout, "connect-timeout", "MAXINE_CONNECT_TIMEOUT", time.Second, "upstream connect timeout")
+	s.Duration(&o.tryTimeout, "try-timeout", "MAXINE_TRY_TIMEOUT", 10*time.Second, "per-try upstream timeout (then 504)")
+	s.Duration(&o.deadline, "request-deadline", "MAXINE_REQUEST_DEADLINE", 30*time.Second, "overall deadline of a proxied request, retries included")
+	s.Int(&o.maxRetries, "max-retries", "MAXINE_MAX_RETRIES", 2, "retries on another node (idempotent or never-sent requests)")
+	s.Float(&o.retryBudget, "retry-budget", "MAXINE_RETRY_BUDGET", 0.2, "retries allowed as a fraction of requests in flight")
+	s.Int(&o.breakerFailures, "breaker-failures", "MAXINE_BREAKER_FAILURES", 5, "consecutive failures that open a node's breaker")
+	s.Float(&o.breakerRatio, "breaker-ratio", "MAXINE_BREAKER_RATIO", 0.5, "failure ratio that opens a node's breaker")
+	s.Int(&o.breakerMinRequests, "breaker-min-requests", "MAXINE_BREAKER_MIN_REQUESTS", 20, "requests in the window before the ratio counts")
+	s.Duration(&o.breakerWindow, "breaker-window", "MAXINE_BREAKER_WINDOW", 10*time.Second, "breaker counting window")
+	s.Duration(&o.breakerOpen, "breaker-open", "MAXINE_BREAKER_OPEN", 5*time.Second, "how long an open breaker stays open before half-open probes")
+	s.Int(&o.breakerHalfOpen, "breaker-half-open", "MAXINE_BREAKER_HALF_OPEN", 3, "probe requests let through when half-open")
+	s.Bool(&o.healthEnabled, "health-checks", "MAXINE_HEALTH_CHECKS", true, "active health checks of nodes")
+	s.Duration(&o.healthInterval, "health-interval", "MAXINE_HEALTH_INTERVAL", 5*time.Second, "active health-check interval")
+	s.Duration(&o.healthTimeout, "health-timeout", "MAXINE_HEALTH_TIMEOUT", 2*time.Second, "active health-check timeout")
+	s.String(&o.healthPath, "health-path", "MAXINE_HEALTH_PATH", "", "probe path for nodes without healthCheckPath (empty = only probe nodes that have one)")
+	s.Int(&o.healthFail, "health-fail", "MAXINE_HEALTH_FAIL", 3, "failed probes that mark a node down")
+	s.Int(&o.healthPass, "health-pass", "MAXINE_HEALTH_PASS", 2, "passed probes that mark a node up again")
+	s.Bool(&o.healthEvict, "health-evict", "MAXINE_HEALTH_EVICT", false, "deregister nodes that fail health checks (old behaviour)")
+	s.Int(&o.outlier5xx, "outlier-5xx", "MAXINE_OUTLIER_5XX", 5, "consecutive 5xx responses that eject a node passively (0 = off)")
+	s.Int(&o.maxBodySize, "max-body-size", "MAXINE_MAX_BODY_SIZE", 32<<20, "largest proxied request body in bytes (then 413)")
+	s.Int(&o.streamThreshold, "stream-threshold", "MAXINE_STREAM_THRESHOLD", 1<<20, "proxied bodies larger than this are streamed")
+	s.Int(&o.maxConnsPerNode, "max-conns-per-node", "MAXINE_MAX_CONNS_PER_NODE", 512, "connection pool size per node")
+	s.Int(&o.adminMaxBody, "admin-max-body", "MAXINE_ADMIN_MAX_BODY", 1<<20, "largest admin request body in bytes (then 413)")
+	s.Int(&o.maxHeaderBytes, "max-header-bytes", "MAXINE_MAX_HEADER_BYTES", 16<<10, "largest request header block in bytes")
+	s.Duration(&o.adminReadTimeout, "read-timeout", "MAXINE_READ_TIMEOUT", 30*time.Second, "time to read one request")
+	s.Duration(&o.idleTimeout, "idle-timeout", "MAXINE_IDLE_TIMEOUT", 60*time.Second, "keep-alive idle timeout")
+	s.String(&o.alertWebhook, "alert-webhook", "MAXINE_ALERT_WEBHOOK_URL", "", "URL alerts are POSTed to as JSON")
+	s.Duration(&o.alertTimeout, "alert-timeout", "MAXINE_ALERT_TIMEOUT", 3*time.Second, "alert webhook timeout")
+	s.String(&o.logFormat, "log-format", "MAXINE_LOG_FORMAT", "json", "log format: json or plain")
+	s.String(&o.logLevel, "log-level", "MAXINE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.String(&o.logFile, "log-file", "MAXINE_LOG_FILE", "", "also write logs to this file name under <data-dir>/logs")
+	s.String(&o.traceHeader, "trace-header", "MAXINE_TRACE_HEADER", "x-trace-id", "trace id header name")
+	s.Int(&o.auditRing, "audit-ring", "MAXINE_AUDIT_RING", 1000, "audit events kept in memory")
+	s.Int(&o.alertRing, "alert-ring", "MAXINE_ALERT_RING", 500, "alerts kept in memory")
+	s.Int(&o.traceRing, "trace-ring", "MAXINE_TRACE_RING", 500, "request traces kept in memory")
+	s.Int(&o.logRing, "log-ring", "MAXINE_LOG_RING", 1000, "log lines kept in memory")
+	s.Bool(&o.metricsOn, "metrics", "MAXINE_METRICS", true, "gateway metrics (off only for benchmarking their cost)")
+	s.Bool(&o.publicMetrics, "public-metrics", "MAXINE_PUBLIC_METRICS", false, "also serve unauthenticated /metrics on the admin port")
+	s.Duration(&o.drainTimeout, "drain-timeout", "MAXINE_DRAIN_TIMEOUT", 20*time.Second, "on SIGTERM, how long in-flight requests may finish")
+	s.String(&o.cpuProfile, "cpuprofile", "", "", "write a CPU profile to this file until exit")
+	s.Bool(&o.showVersion, "version", "", false, "print the version and exit")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var o options
+	s := newSettings("maxine", stderr)
+	defineSettings(&o, s)
+	defaults := s.defaultsOf()
+	s.fs.Usage = func() { s.usage(stdout, defaults) }
+	if p := getenv("PORT"); p != "" && getenv("MAXINE_ADMIN_ADDR") == "" {
+		o.adminAddr = ":" + p
+	}
+	if err := s.parse(args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "maxine: %v\n", err)
+		return 2
+	}
+	if o.showVersion {
+		fmt.Fprintf(stdout, "maxine %s %s %s\n", version, commit, runtime.Version())
+		return 0
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "maxine: %v\n", err)
+		return 2
+	}
+	if err := serve(&o, getenv, stdout); err != nil {
+		fmt.Fprintf(stderr, "maxine: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *options) validate() error {
+	switch o.stateMode {
+	case "local":
+	case "shared-file", "redis":
+		return fmt.Errorf("MAXINE_REGISTRY_STATE_MODE (--state-mode) %q is not implemented in this build: use local", o.stateMode)
+	default:
+		return fmt.Errorf("MAXINE_REGISTRY_STATE_MODE (--state-mode) must be local, shared-file or redis, not %q", o.stateMode)
+	}
+	checks := []struct {
+		ok   bool
+		what string
+	}{
+		{o.heartbeatTimeout >= 1 && o.heartbeatTimeout <= 86400, "MAXINE_HEARTBEAT_TIMEOUT (--heartbeat-timeout) must be 1-86400 seconds"},
+		{o.persistInterval >= 10*time.Millisecond, "MAXINE_PERSIST_INTERVAL (--persist-interval) must be at least 10ms"},
+		{o.jwtTTL >= time.Second, "MAXINE_JWT_TTL (--jwt-ttl) must be at least 1s"},
+		{o.maxRetries >= 0 && o.maxRetries <= 10, "MAXINE_MAX_RETRIES (--max-retries) must be 0-10"},
+		{o.retryBudget >= 0 && o.retryBudget <= 1, "MAXINE_RETRY_BUDGET (--retry-budget) must be 0-1"},
+		{o.breakerRatio > 0 && o.breakerRatio <= 1, "MAXINE_BREAKER_RATIO (--breaker-ratio) must be in (0,1]"},
+		{o.breakerFailures >= 1, "MAXINE_BREAKER_FAILURES (--breaker-failures) must be at least 1"},
+		{o.connectTimeout > 0 && o.tryTimeout > 0 && o.deadline > 0, "connect, try and request timeouts must be positive"},
+		{o.maxBodySize > 0 && o.adminMaxBody > 0 && o.maxHeaderBytes >= 1024, "body and header limits must be positive (headers at least 1024)"},
+		{o.maxNodes > 0, "MAXINE_MAX_NODES (--max-nodes) must be positive"},
+		{o.signinPerMinute > 0, "MAXINE_SIGNIN_RATE (--signin-rate) must be positive"},
+		{o.drainTimeout >= 0, "MAXINE_DRAIN_TIMEOUT (--drain-timeout) must not be negative"},
+		{o.logFile == "" || (!strings.ContainsAny(o.logFile, `/\`) && o.logFile != ".." && o.logFile != "."), "MAXINE_LOG_FILE (--log-file) must be a plain file name"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return errors.New(c.what)
+		}
+	}
+	if _, ok := parseLogFormat(o.logFormat); !ok {
+		return fmt.Errorf("MAXINE_LOG_FORMAT (--log-format) must be json or plain, not %q", o.logFormat)
+	}
+	if o.alertWebhook != "" && !strings.HasPrefix(o.alertWebhook, "http://") && !strings.HasPrefix(o.alertWebhook, "https://") {
+		return fmt.Errorf("MAXINE_ALERT_WEBHOOK_URL (--alert-webhook) must be an http(s) URL")
+	}
+	if o.instanceID == "" {
+		h, _ := os.Hostname()
+		o.instanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	return nil
+}
+
+func parseLogFormat(s string) (config.LogFormat, bool) {
+	return config.ParseLogFormat(strings.ToUpper(s))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// serve runs Maxine until SIGINT or SIGTERM.
+func serve(o *options, getenv func(string) string, stdout io.Writer) error {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cannot create the CPU profile %q: %w", o.cpuProfile, err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create the data dir %q: %w", o.dataDir, err)
+	}
+
+	// Logging first, so everything after can report.
+	logDir := filepath.Join(o.dataDir, "logs")
+	var logOut io.Writer = stdout
+	if o.logFile != "" {
+		if err := os.MkdirAll(logDir, 0o700); err != nil {
+			return fmt.Errorf("cannot create the log dir %q: %w", logDir, err)
+		}
+		f, err := os.OpenFile(filepath.Join(logDir, o.logFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("cannot open the log file: %w", err)
+		}
+		defer f.Close()
+		logOut = io.MultiWriter(stdout, f)
+	}
+	format, _ := parseLogFormat(o.logFormat)
+	ring := observe.NewLogRing(o.logRing)
+	output := observe.NewLogOutput(logOut, ring, format == config.PlainLogs)
+	log, err := observe.NewLogger(output, o.logLevel)
+	if err != nil {
+		return fmt.Errorf("MAXINE_LOG_LEVEL (--log-level): %w", err)
+	}
+	log = log.With().Str("instance", o.instanceID).Logger()
+
+	// Security.
+	var previous [][]byte
+	for _, p := range splitList(o.jwtPrevious) {
+		previous = append(previous, []byte(p))
+	}
+	authority, err := auth.New(auth.Options{
+		DataDir: o.dataDir, AdminUser: o.adminUser, AdminPassword: o.adminPass,
+		OperatorUser: o.operatorUser, OperatorPassword: o.operatorPass,
+		ViewerUser: o.viewerUser, ViewerPassword: o.viewerPass,
+		Secret: []byte(o.jwtSecret), PreviousSecrets: previous, TokenTTL: o.jwtTTL,
+	})
+	if err != nil {
+		return err
+	}
+	if authority.UsingDefaultAdmin() {
+		log.Warn().Msg("SECURITY: the admin account still has the default password admin/admin; change it with PUT /api/maxine/change-password or set MAXINE_ADMIN_USERNAME and MAXINE_ADMIN_PASSWORD")
+	}
+	if o.jwtSecret == "" {
+		log.Warn().Msg("MAXINE_JWT_SECRET is not set: tokens are signed with a random per-process secret and stop working on restart")
+	}
+
+	// Registry and runtime settings, restored before any listener accepts.
+	defaults := config.Defaults()
+	defaults.HeartBeatTimeout = o.heartbeatTimeout
+	defaults.LogFormat = format
+	if _, port, err := net.SplitHostPort(o.adminAddr); err == nil {
+		fmt.Sscanf(port, "%d", &defaults.Port)
+	}
+	settingsStore := config.New(defaults)
+	reg := registry.New(registry.Options{MaxNodes: o.maxNodes})
+	stateFile := persistence.NewLocalFile(o.dataDir)
+	restored, skipped, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
+	var corrupt *persistence.CorruptError
+	switch {
+	case errors.As(err, &corrupt):
+		log.Error().Err(corrupt.Err).Str("file", corrupt.Path).Str("backup", corrupt.Backup).Msg("state file is corrupt: kept as a backup, starting empty")
+	case err != nil:
+		return fmt.Errorf("cannot restore state from %q: %w", stateFile.Path(), err)
+	}
+	log.Info().Int("restored", restored).Int("expiredSkipped", skipped).Str("file", stateFile.Path()).Msg("registry state restored")
+	// A restored log format wins over the flag default.
+	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
+
+	// Observability.
+	set := metrics.NewSet()
+	audit, err := observe.NewAudit(observe.AuditOptions{Dir: o.dataDir, RingSize: o.auditRing})
+	if err != nil {
+		return err
+	}
+	alerts := observe.NewAlerts(observe.AlertOptions{WebhookURL: o.alertWebhook, Timeout: o.alertTimeout, RingSize: o.alertRing, Audit: audit, Instance: o.instanceID})
+	traces := observe.NewTraces(o.traceRing)
+	events := &eventSink{audit: audit, alerts: alerts, log: log}
+
+	// Gateway.
+	var allow *gateway.AllowList
+	if cidrs := splitList(o.upstreamAllow); len(cidrs) > 0 {
+		if allow, err = gateway.NewAllowList(cidrs); err != nil {
+			return fmt.Errorf("MAXINE_UPSTREAM_ALLOW_CIDRS (--upstream-allow): %w", err)
+		}
+	}
+	var gwMetrics *metrics.Set
+	if o.metricsOn {
+		gwMetrics = set
+	}
+	proxy, err := gateway.New(gateway.Options{
+		Registry: reg, Settings: settingsStore, HostSuffix: o.hostSuffix, HashHeader: o.hashHeader, HashCookie: o.hashCookie,
+		ConnectTimeout: o.connectTimeout, TryTimeout: o.tryTimeout, Deadline: o.deadline,
+		MaxRetries: o.maxRetries, RetryBudget: o.retryBudget, MaxBodySize: o.maxBodySize, StreamThreshold: o.streamThreshold,
+		MaxConnsPerNode: o.maxConnsPerNode,
+		Breaker: gateway.BreakerOptions{ConsecutiveFailures: o.breakerFailures, FailureRatio: o.breakerRatio, MinRequests: o.breakerMinRequests,
+			Window: o.breakerWindow, OpenTimeout: o.breakerOpen, HalfOpenMaxRequests: o.breakerHalfOpen},
+		Health: gateway.HealthOptions{Enabled: o.healthEnabled, Interval: o.healthInterval, Timeout: o.healthTimeout, Path: o.healthPath,
+			FailThreshold: o.healthFail, PassThreshold: o.healthPass, Evict: o.healthEvict},
+		OutlierConsecutive5xx: o.outlier5xx,
+		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Admin.
+	var lc lifecycle
+	adminOpts := admin.Options{
+		Registry: reg, Settings: settingsStore, Auth: authority,
+		SignInLimiter:     auth.NewRateLimiter(o.signinPerMinute, 10, 100_000, time.Now),
+		RegistrationToken: o.registrationToken,
+		Proxy:             proxy,
+		Upstreams:         func() any { return proxy.Upstreams() },
+		Ready:             lc.ready,
+		Audit:             audit, Alerts: alerts, Traces: traces, LogRing: ring, LogDir: logDir,
+		SetLogFormat:  func(f config.LogFormat) { output.SetPlain(f == config.PlainLogs) },
+		Metrics:       set,
+		PublicMetrics: o.publicMetrics,
+		Build:         admin.BuildInfo{Name: "maxine", Description: "Service registry, discovery service and reverse-proxy gateway", Version: version, Commit: commit},
+		InstanceID:    o.instanceID, TraceHeader: o.traceHeader, Logger: log,
+	}
+	if allow != nil {
+		adminOpts.AllowList = allow
+	}
+	adm, err := admin.New(adminOpts)
+	if err != nil {
+		return err
+	}
+
+	// Listen before starting anything else so a busy port fails fast.
+	adminLn, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return fmt.Errorf("MAXINE_ADMIN_ADDR (--admin-addr) %s: %w", o.adminAddr, err)
+	}
+	var gwLn net.Listener
+	if o.gatewayEnabled {
+		if gwLn, err = net.Listen("tcp", o.gatewayAddr); err != nil {
+			adminLn.Close()
+			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
+		}
+	}
+
+	// Background work, each with an owner: done stops them all.
+	done := make(chan struct{})
+	var bg sync.WaitGroup
+	start := func(f func()) { bg.Add(1); go func() { defer bg.Done(); f() }() }
+	start(func() { reg.Run(done, 100*time.Millisecond) })
+	start(func() { proxy.Run(done) })
+	start(func() { audit.Run(done) })
+	start(func() { alerts.Run(done) })
+	snap := persistence.NewSnapshotter(persistence.SnapshotterOptions{
+		File: stateFile, Registry: reg, Settings: settingsStore, Interval: o.persistInterval,
+		OnError: func(err error) {
+			set.GetOrCreateCounter(`maxine_persistence_errors_total`).Inc()
+			log.Error().Err(err).Msg("cannot write the state file")
+		},
+		OnWrite: func(d time.Duration, nodes int) {
+			set.GetOrCreateCounter(`maxine_persistence_writes_total`).Inc()
+		},
+	})
+	start(func() { snap.Run(done) })
+	sub := reg.Subscribe(0)
+	start(func() { events.pumpRegistry(reg, sub, set, done) })
+
+	adminSrv := adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
+		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
+	var gwSrv *fasthttp.Server
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- adminSrv.Serve(adminLn) }()
+	if gwLn != nil {
+		gwSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxBodySize: o.maxBodySize, MaxHeaderBytes: o.maxHeaderBytes,
+			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
+		go func() { serveErr <- gwSrv.Serve(gwLn) }()
+	}
+	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("version", version).Msg("maxine started")
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var runErr error
+	select {
+	case sig := <-sigs:
+		log.Info().Str("signal", sig.String()).Dur("drainTimeout", o.drainTimeout).Msg("shutting down: draining")
+	case runErr = <-serveErr:
+		log.Error().Err(runErr).Msg("listener failed")
+	}
+
+	// Drain: readiness goes DOWN first, then the listeners stop accepting
+	// and in-flight requests get up to drainTimeout to finish.
+	lc.setDraining()
+	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range []*fasthttp.Server{gwSrv, adminSrv} {
+		if srv == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(srv *fasthttp.Server) {
+			defer wg.Done()
+			if err := srv.ShutdownWithContext(ctx); err != nil {
+				log.Warn().Err(err).Msg("drain timeout: closing remaining connections")
+			}
+		}(srv)
+	}
+	wg.Wait()
+	close(done)
+	bg.Wait()
+	reg.Unsubscribe(sub)
+	if err := snap.Flush(); err != nil {
+		log.Error().Err(err).Msg("final state write failed")
+	}
+	if err := audit.Close(); err != nil {
+		log.Error().Err(err).Msg("cannot close the audit log")
+	}
+	log.Info().Msg("maxine stopped")
+	return runErr
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return "disabled"
+	}
+	return ln.Addr().String()
+}
+
+// lifecycle is the process's readiness: DOWN once draining starts, so a
+// load balancer in front stops sending traffic.
+type lifecycle struct {
+	mu       sync.Mutex
+	draining bool
+}
+
+func (l *lifecycle) setDraining() {
+	l.mu.Lock()
+	l.draining = true
+	l.mu.Unlock()
+}
+
+func (l *lifecycle) ready() (bool, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining {
+		return false, "draining"
+	}
+	return true, ""
+}
