@@ -74,7 +74,7 @@ type options struct {
 	auditRing, alertRing, traceRing, logRing      int
 	metricsOn, publicMetrics                      bool
 	signinPerMinute                               int
-	drainTimeout                                  time.Duration
+	drainTimeout, drainDelay                      time.Duration
 	maxNodes                                      int
 	cpuProfile                                    string
 	gatewayEnabled                                bool
@@ -153,6 +153,7 @@ func defineSettings(o *options, s *settings) {
 	s.Bool(&o.metricsOn, "metrics", "MAXINE_METRICS", true, "gateway metrics (off only for benchmarking their cost)")
 	s.Bool(&o.publicMetrics, "public-metrics", "MAXINE_PUBLIC_METRICS", false, "also serve unauthenticated /metrics on the admin port")
 	s.Duration(&o.drainTimeout, "drain-timeout", "MAXINE_DRAIN_TIMEOUT", 20*time.Second, "on SIGTERM, how long in-flight requests may finish")
+	s.Duration(&o.drainDelay, "drain-delay", "MAXINE_DRAIN_DELAY", 0, "on SIGTERM, how long to keep accepting with health DOWN before closing the listeners (let load balancers notice)")
 	s.String(&o.cpuProfile, "cpuprofile", "", "", "write a CPU profile to this file until exit")
 	s.Bool(&o.showVersion, "version", "", false, "print the version and exit")
 }
@@ -215,7 +216,7 @@ func (o *options) validate() error {
 		{o.maxBodySize > 0 && o.adminMaxBody > 0 && o.maxHeaderBytes >= 1024, "body and header limits must be positive (headers at least 1024)"},
 		{o.maxNodes > 0, "MAXINE_MAX_NODES (--max-nodes) must be positive"},
 		{o.signinPerMinute > 0, "MAXINE_SIGNIN_RATE (--signin-rate) must be positive"},
-		{o.drainTimeout >= 0, "MAXINE_DRAIN_TIMEOUT (--drain-timeout) must not be negative"},
+		{o.drainTimeout >= 0 && o.drainDelay >= 0, "MAXINE_DRAIN_TIMEOUT and MAXINE_DRAIN_DELAY must not be negative"},
 		{o.logFile == "" || (!strings.ContainsAny(o.logFile, `/\`) && o.logFile != ".." && o.logFile != "."), "MAXINE_LOG_FILE (--log-file) must be a plain file name"},
 	}
 	for _, c := range checks {
@@ -329,7 +330,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		return fmt.Errorf("cannot restore state from %q: %w", stateFile.Path(), err)
 	}
 	log.Info().Int("restored", restored).Int("expiredSkipped", skipped).Str("file", stateFile.Path()).Msg("registry state restored")
-	// A restored log format wins over the flag default.
+	// Runtime settings changed through the API survive restarts, but the
+	// port is whatever this process listens on.
+	settingsStore.Update(func(st *config.Settings) { st.Port = defaults.Port })
 	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
 
 	// Observability.
@@ -434,8 +437,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- adminSrv.Serve(adminLn) }()
 	if gwLn != nil {
-		gwSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxBodySize: o.maxBodySize, MaxHeaderBytes: o.maxHeaderBytes,
-			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
+		gwSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes,
+			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
 		go func() { serveErr <- gwSrv.Serve(gwLn) }()
 	}
 	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("version", version).Msg("maxine started")
@@ -454,6 +457,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	// Drain: readiness goes DOWN first, then the listeners stop accepting
 	// and in-flight requests get up to drainTimeout to finish.
 	lc.setDraining()
+	if o.drainDelay > 0 {
+		time.Sleep(o.drainDelay)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
