@@ -107,7 +107,6 @@ type Server struct {
 	m         *adminMetrics
 	start     time.Time
 	traceHdr  string
-	tokenHash []byte
 }
 
 // New builds the admin API.

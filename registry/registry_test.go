@@ -264,7 +264,9 @@ func TestDerivedCachedPerSnapshot(t *testing.T) {
 	s := r.Snapshot("s")
 	calls := 0
 	build := func(s *Snapshot) any { calls++; return len(s.Nodes) }
-	if s.Derived(build).(int) != 2 || s.Derived(build).(int) != 2 || calls != 1 {
+	first := s.Derived(build).(int)
+	second := s.Derived(build).(int)
+	if first != 2 || second != 2 || calls != 1 {
 		t.Fatalf("Derived built %d times", calls)
 	}
 }
