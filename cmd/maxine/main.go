@@ -41,48 +41,48 @@ var (
 
 // options is the whole startup configuration (SPEC section 10).
 type options struct {
-	adminAddr, gatewayAddr, dataDir, stateMode   string
-	redisURL, redisPrefix, instanceID            string
-	leaseInterval, renewInterval                 time.Duration
-	heartbeatTimeout                             int
-	persistInterval                              time.Duration
-	jwtSecret, jwtPrevious                       string
-	jwtTTL                                       time.Duration
-	registrationToken                            string
-	upstreamAllow                                string
-	hostSuffix, hashHeader, hashCookie           string
-	connectTimeout, tryTimeout, deadline         time.Duration
-	maxRetries                                   int
-	retryBudget                                  float64
-	breakerFailures                              int
-	breakerRatio                                 float64
-	breakerMinRequests                           int
-	breakerWindow, breakerOpen                   time.Duration
-	breakerHalfOpen                              int
-	healthEnabled                                bool
-	healthInterval, healthTimeout                time.Duration
-	healthPath                                   string
-	healthFail, healthPass                       int
-	healthEvict                                  bool
-	outlier5xx                                   int
-	maxBodySize, streamThreshold, adminMaxBody   int
-	maxHeaderBytes                               int
-	alertWebhook                                 string
-	alertTimeout                                 time.Duration
-	logFormat, logLevel, logFile                 string
-	traceHeader                                  string
-	auditRing, alertRing, traceRing, logRing     int
-	metricsOn, publicMetrics                     bool
-	signinPerMinute                              int
-	drainTimeout, drainDelay                     time.Duration
-	maxNodes                                     int
-	cpuProfile                                   string
-	gatewayEnabled                               bool
-	operatorUser, operatorPass, viewerUser       string
-	viewerPass, adminUser, adminPass             string
-	showVersion                                  bool
-	adminReadTimeout, idleTimeout, gwReadTimeout time.Duration
-	maxConnsPerNode                              int
+	adminAddr, gatewayAddr, dataDir, stateMode string
+	redisURL, redisPrefix, instanceID          string
+	leaseInterval, renewInterval               time.Duration
+	heartbeatTimeout                           int
+	persistInterval                            time.Duration
+	jwtSecret, jwtPrevious                     string
+	jwtTTL                                     time.Duration
+	registrationToken                          string
+	upstreamAllow                              string
+	hostSuffix, hashHeader, hashCookie         string
+	connectTimeout, tryTimeout, deadline       time.Duration
+	maxRetries                                 int
+	retryBudget                                float64
+	breakerFailures                            int
+	breakerRatio                               float64
+	breakerMinRequests                         int
+	breakerWindow, breakerOpen                 time.Duration
+	breakerHalfOpen                            int
+	healthEnabled                              bool
+	healthInterval, healthTimeout              time.Duration
+	healthPath                                 string
+	healthFail, healthPass                     int
+	healthEvict                                bool
+	outlier5xx                                 int
+	maxBodySize, streamThreshold, adminMaxBody int
+	maxHeaderBytes                             int
+	alertWebhook                               string
+	alertTimeout                               time.Duration
+	logFormat, logLevel, logFile               string
+	traceHeader                                string
+	auditRing, alertRing, traceRing, logRing   int
+	metricsOn, publicMetrics                   bool
+	signinPerMinute                            int
+	drainTimeout, drainDelay                   time.Duration
+	maxNodes                                   int
+	cpuProfile                                 string
+	gatewayEnabled                             bool
+	operatorUser, operatorPass, viewerUser     string
+	viewerPass, adminUser, adminPass           string
+	showVersion                                bool
+	adminReadTimeout, idleTimeout              time.Duration
+	maxConnsPerNode                            int
 }
 
 func defineSettings(o *options, s *settings) {
