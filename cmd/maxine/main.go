@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -417,14 +418,26 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	start(func() { proxy.Run(done) })
 	start(func() { audit.Run(done) })
 	start(func() { alerts.Run(done) })
+	persistWrites := set.GetOrCreateCounter(`maxine_persistence_writes_total`)
+	persistErrors := set.GetOrCreateCounter(`maxine_persistence_errors_total`)
+	persistSeconds := set.GetOrCreatePrometheusHistogram(`maxine_persistence_write_duration_seconds`)
+	var storeFailing atomic.Bool
 	snap := persistence.NewSnapshotter(persistence.SnapshotterOptions{
 		File: stateFile, Registry: reg, Settings: settingsStore, Interval: o.persistInterval,
 		OnError: func(err error) {
-			set.GetOrCreateCounter(`maxine_persistence_errors_total`).Inc()
+			persistErrors.Inc()
 			log.Error().Err(err).Msg("cannot write the state file")
+			if storeFailing.CompareAndSwap(false, true) {
+				alerts.Raise(observe.Alert{Type: observe.AlertStateStoreDown, Severity: observe.SeverityCritical,
+					Message: "cannot write the state file: " + err.Error()})
+			}
 		},
 		OnWrite: func(d time.Duration, nodes int) {
-			set.GetOrCreateCounter(`maxine_persistence_writes_total`).Inc()
+			persistWrites.Inc()
+			persistSeconds.Update(d.Seconds())
+			if storeFailing.CompareAndSwap(true, false) {
+				log.Info().Msg("state file writes recovered")
+			}
 		},
 	})
 	start(func() { snap.Run(done) })
