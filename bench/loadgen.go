@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// RequestFunc fills req for the seq-th request sent by one worker. Each
+// worker gets its own RequestFunc from a RequestFactory, so a RequestFunc
+// may keep scratch buffers without locking. It must not retain req.
+type RequestFunc func(req *fasthttp.Request, seq uint64)
+
+// RequestFactory returns the RequestFunc of worker w.
+type RequestFactory func(w int) RequestFunc
+
+// Load describes one measurement: where to send, how many connections,
+// how long, and which status code counts as success. Every run is bounded
+// both by time (Warmup+Duration, plus a short grace for in-flight
+// requests) and by count (MaxRequests), and stops by itself.
+type Load struct {
+	Addr        string        // host:port, always on 127.0.0.1
+	Conns       int           // closed loop: workers = connections; open loop: most requests in flight
+	Warmup      time.Duration // requests sent during warm-up are not recorded
+	Duration    time.Duration // measurement window
+	MaxRequests uint64        // hard cap on requests sent, warm-up included (0: no cap)
+	Expect      int           // expected status code
+	Request     RequestFactory
+	Timeout     time.Duration // per-request read/write timeout (default 5 s)
+}
+
+// Stats is the outcome of one run of a Load.
+type Stats struct {
+	Hist       Histogram     // latencies of successful requests in the window
+	OK         uint64        // successful requests in the window
+	Errors     uint64        // transport errors and unexpected statuses in the window
+	Missed     uint64        // open loop: requests never sent because the run hit its hard deadline
+	Elapsed    time.Duration // length of the measurement window actually used
+	FirstErr   string        // first error seen, for the report
+	Stopped    string        // non-empty when the run was cut short by its context
+	SendLagP99 time.Duration // open loop: p99 of (actual send - intended send)
+}
+
+// RPS returns successful requests per second over the window.
+func (s *Stats) RPS() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.OK) / s.Elapsed.Seconds()
+}
+
+// ErrorRate returns the fraction of requests in the window that failed.
+func (s *Stats) ErrorRate() float64 {
+	total := s.OK + s.Errors + s.Missed
+	if total == 0 {
+		return 0
+	}
+	return float64(s.Errors+s.Missed) / float64(total)
+}
+
+// workerResult is what one worker hands back; merged after the run.
+type workerResult struct {
+	hist     Histogram
+	lag      Histogram
+	ok       uint64
+	errs     uint64
+	missed   uint64
+	lastDone time.Time
+	firstErr string
+}
+
+// client returns the connection pool of one run. The bench only ever
+// loads servers it started itself on loopback; anything else is a bug.
+func (l *Load) client() *fasthttp.HostClient {
+	if !strings.HasPrefix(l.Addr, "127.0.0.1:") {
+		panic("bench: load target " + l.Addr + " is not on 127.0.0.1")
+	}
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &fasthttp.HostClient{
+		Addr:                          l.Addr,
+		MaxConns:                      l.Conns,
+		ReadTimeout:                   timeout,
+		WriteTimeout:                  timeout,
+		MaxConnWaitTimeout:            timeout,
+		MaxIdleConnDuration:           time.Minute,
+		MaxIdemponentCallAttempts:     1, // a load generator must see every failure, not retry it away
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
+}
+
+// do sends one request and classifies the answer.
+func do(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, expect int) error {
+	if err := c.Do(req, resp); err != nil {
+		return err
+	}
+	if sc := resp.StatusCode(); sc != expect {
+		return fmt.Errorf("status %d, want %d", sc, expect)
+	}
+	return nil
+}
+
+// RunClosed drives a closed loop: Conns workers, each sending its next
+// request as soon as the previous one is answered. It measures the
+// throughput a target sustains at that concurrency; the latencies it
+// reports are service times under that load.
+func (l *Load) RunClosed(ctx context.Context) Stats {
+	c := l.client()
+	defer c.CloseIdleConnections()
+	start := time.Now()
+	windowStart := start.Add(l.Warmup)
+	windowEnd := windowStart.Add(l.Duration)
+	var sent atomic.Uint64
+	results := make([]workerResult, l.Conns)
+	var wg sync.WaitGroup
+	for w := range l.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[w]
+			fill := l.Request(w)
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for seq := uint64(0); ctx.Err() == nil; seq++ {
+				if l.MaxRequests > 0 && sent.Add(1) > l.MaxRequests {
+					return
+				}
+				t0 := time.Now()
+				if !t0.Before(windowEnd) {
+					return
+				}
+				fill(req, seq)
+				err := do(c, req, resp, l.Expect)
+				t1 := time.Now()
+				if t0.Before(windowStart) || t1.After(windowEnd) {
+					continue // warm-up, or finished after the window closed
+				}
+				r.lastDone = t1
+				if err != nil {
+					r.errs++
+					if r.firstErr == "" {
+						r.firstErr = err.Error()
+					}
+					continue
+				}
+				r.ok++
+				r.hist.Record(t1.Sub(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	st := mergeResults(results)
+	end := windowEnd
+	if now := time.Now(); now.Before(end) {
+		// Stopped early (count cap or cancellation): the window ends at
+		// the last completion, not at its planned end.
+		end = windowStart
+		for i := range results {
+			if results[i].lastDone.After(end) {
+				end = results[i].lastDone
+			}
+		}
+	}
+	st.Elapsed = end.Sub(windowStart)
+	if ctx.Err() != nil {
+		st.Stopped = stopReason(ctx)
+	}
+	return st
+}
+
+// Schedule is the arithmetic of an open-loop run: request i is due at
+// Start + i/Rate seconds. Times are computed from i, never accumulated,
+// so the schedule does not drift however long it runs.
+type Schedule struct {
+	Start time.Time
+	Rate  uint64 // requests per second, > 0
+}
+
+// Offset returns when request i is due, relative to Start.
+func (s Schedule) Offset(i uint64) time.Duration {
+	sec := i / s.Rate
+	frac := i % s.Rate
+	return time.Duration(sec)*time.Second + time.Duration(frac*uint64(time.Second)/s.Rate)
+}
+
+// At returns the intended send time of request i.
+func (s Schedule) At(i uint64) time.Time { return s.Start.Add(s.Offset(i)) }
+
+// Count returns how many requests fall in the first d of the schedule,
+// i.e. the number of i with Offset(i) < d.
+func (s Schedule) Count(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	// Offset(i) < d  <=>  i*1e9/Rate < d (integer division rounds down),
+	// the smallest i with Offset(i) >= d is ceil(d*Rate/1e9).
+	sec := uint64(d / time.Second)
+	rem := uint64(d % time.Second)
+	return sec*s.Rate + (rem*s.Rate+uint64(time.Second)-1)/uint64(time.Second)
+}
+
+// errOpenLoopLate marks requests that were still unsent at the hard
+// deadline because the target (or the generator) fell too far behind.
+var errOpenLoopLate = errors.New("not sent before the hard deadline: rate not sustained")
+
+// RunOpen drives an open loop at rate requests per second: request i is
+// due at a fixed intended time, and its latency is measured from that
+// intended time, not from when it was actually sent. A target that stalls
+// therefore pays for every request that queued behind the stall, which a
+// closed loop would silently not send (coordinated omission). At most
+// Conns requests are in flight; if all are busy the next request waits,
+// and the wait counts as latency. Requests still unsent at the hard
+// deadline (Warmup+Duration+2 s) are counted as missed.
+//
+// One pacer goroutine releases each request at its due time and Conns
+// workers send them. The pacer sleeps with nanosleep on its own thread
+// with a 1 µs timer slack: Go's timers wake sub-millisecond sleeps up to
+// 1 ms late on an idle process, and that lag, charged to every target
+// alike, would flatten the p99 ratios this loop exists to measure. The
+// remaining lag is reported as SendLagP99.
+func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
+	c := l.client()
+	defer c.CloseIdleConnections()
+	// Start a little in the future so every worker is parked before the
+	// first request is due.
+	sched := Schedule{Start: time.Now().Add(20 * time.Millisecond), Rate: rate}
+	warm := sched.Count(l.Warmup)
+	total := sched.Count(l.Warmup + l.Duration)
+	if l.MaxRequests > 0 && total > l.MaxRequests {
+		total = l.MaxRequests
+	}
+	hardDeadline := sched.At(total).Add(2 * time.Second)
+	release := make(chan uint64, min(total, 1<<16))
+	var pacerMissed atomic.Uint64
+	go func() {
+		defer close(release)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		setTimerSlack(time.Microsecond)
+		for i := uint64(0); i < total; i++ {
+			if ctx.Err() != nil || time.Now().After(hardDeadline) {
+				if i < warm {
+					i = warm
+				}
+				pacerMissed.Add(total - i)
+				return
+			}
+			if wait := time.Until(sched.At(i)); wait > 0 {
+				ts := syscall.NsecToTimespec(int64(wait))
+				_ = syscall.Nanosleep(&ts, nil) // EINTR: wakes early, the next check sleeps again
+				if time.Until(sched.At(i)) > 0 {
+					i--
+					continue
+				}
+			}
+			release <- i
+		}
+	}()
+	results := make([]workerResult, l.Conns)
+	var wg sync.WaitGroup
+	for w := range l.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[w]
+			fill := l.Request(w)
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			var seq uint64
+			for i := range release {
+				due := sched.At(i)
+				measured := i >= warm
+				t0 := time.Now()
+				if t0.After(hardDeadline) || ctx.Err() != nil {
+					if measured {
+						r.missed++
+						if r.firstErr == "" {
+							r.firstErr = errOpenLoopLate.Error()
+						}
+					}
+					continue
+				}
+				fill(req, seq)
+				seq++
+				err := do(c, req, resp, l.Expect)
+				t1 := time.Now()
+				if !measured {
+					continue
+				}
+				r.lag.Record(t0.Sub(due))
+				if err != nil {
+					r.errs++
+					if r.firstErr == "" {
+						r.firstErr = err.Error()
+					}
+					continue
+				}
+				r.ok++
+				r.hist.Record(t1.Sub(due))
+			}
+		}()
+	}
+	wg.Wait()
+	st := mergeResults(results)
+	st.Missed += pacerMissed.Load()
+	if st.Missed > 0 && st.FirstErr == "" {
+		st.FirstErr = errOpenLoopLate.Error()
+	}
+	var lag Histogram
+	for i := range results {
+		lag.Merge(&results[i].lag)
+	}
+	st.SendLagP99 = lag.Quantile(0.99)
+	st.Elapsed = sched.Offset(total) - sched.Offset(warm)
+	if ctx.Err() != nil {
+		st.Stopped = stopReason(ctx)
+	}
+	return st
+}
+
+// setTimerSlack sets the calling thread's timer slack (prctl
+// PR_SET_TIMERSLACK); the Linux default of 50 µs would add that much to
+// every scheduled send. Best effort: errors leave the default.
+func setTimerSlack(d time.Duration) {
+	const prSetTimerSlack = 29
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(d.Nanoseconds()), 0)
+}
+
+func mergeResults(results []workerResult) Stats {
+	var st Stats
+	for i := range results {
+		r := &results[i]
+		st.Hist.Merge(&r.hist)
+		st.OK += r.ok
+		st.Errors += r.errs
+		st.Missed += r.missed
+		if st.FirstErr == "" {
+			st.FirstErr = r.firstErr
+		}
+	}
+	return st
+}

@@ -1,0 +1,489 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is what the flags select; see main.go for their meaning.
+type Config struct {
+	Duration   time.Duration
+	Warmup     time.Duration
+	Conns      int
+	Rate       uint64
+	Scenarios  map[string]bool
+	MaxineBin  string
+	NginxBin   string
+	HAProxyBin string
+	CPUProfile string
+	Nodes      int // nodes registered for the discovery-at-scale and RSS figures
+	Services   int // services those nodes are spread over
+	MaxReqs    uint64
+	Repeat     int // rounds of each comparison, targets interleaved; the median is reported
+}
+
+// Bench runs the scenarios and collects their rows. Scenarios run one at
+// a time; each starts the processes it needs and stops them before it
+// returns, and measurements never overlap, so each has the machine (and
+// its neighbours) to itself.
+type Bench struct {
+	cfg       Config
+	runDir    string
+	maxineBin string   // "" when no binary could be built
+	help      string   // `maxine --help`, to detect optional flags
+	profiles  []string // CPU profiles maxine was asked to write
+	rows      []Row
+	notes     []string
+}
+
+func (b *Bench) note(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
+
+func (b *Bench) add(r Row) { b.rows = append(b.rows, r) }
+
+// skipRow records that a measurement could not be taken, and why.
+func (b *Bench) skipRow(scenario, target, why string) {
+	b.add(Row{Scenario: scenario, Target: target, Verdict: verdictSkip, Note: why})
+}
+
+// load returns a Load on addr with the run's connection count and window.
+func (b *Bench) load(addr string, expect int, f RequestFactory) *Load {
+	return &Load{
+		Addr:        addr,
+		Conns:       b.cfg.Conns,
+		Warmup:      b.cfg.Warmup,
+		Duration:    b.cfg.Duration,
+		MaxRequests: b.cfg.MaxReqs,
+		Expect:      expect,
+		Request:     f,
+	}
+}
+
+// measureBudget is the hard limit for one measurement.
+func (b *Bench) measureBudget() time.Duration {
+	return b.cfg.Warmup + b.cfg.Duration + 15*time.Second
+}
+
+// startMaxine starts a fresh maxine for one scenario, with the CPU profile
+// flag when asked for and supported.
+func (b *Bench) startMaxine(ctx context.Context, label string, extra ...string) (*Maxine, error) {
+	if b.maxineBin == "" {
+		return nil, errSkip
+	}
+	if b.cfg.CPUProfile != "" && supportsFlag(b.help, "cpuprofile") {
+		path := b.cfg.CPUProfile + "." + label
+		extra = append(extra, "--cpuprofile", path)
+		b.profiles = append(b.profiles, path)
+	}
+	return StartMaxine(ctx, b.maxineBin, b.runDir, MaxineOptions{Label: label, ExtraArgs: extra})
+}
+
+// bulkRegister registers the numbers [first, first+count) as fast as the
+// connections allow, bounded by limit.
+func (b *Bench) bulkRegister(ctx context.Context, m *Maxine, shape regShape, first, count uint64, limit time.Duration) (Stats, error) {
+	l := b.load(m.AdminAddr, 200, registerRequests(m.AdminAddr, shape, first))
+	l.Warmup, l.Duration, l.MaxRequests = 0, limit, count
+	st := l.RunClosed(ctx)
+	if got := st.OK; got != count {
+		return st, fmt.Errorf("registered %d of %d nodes in %s (%d errors, first: %s)", got, count, limit, st.Errors, st.FirstErr)
+	}
+	return st, nil
+}
+
+func maxineSkipReason(err error) string {
+	if err == errSkip {
+		return "no maxine binary (see the note below)"
+	}
+	return err.Error()
+}
+
+// stopReason explains why a scenario's context ended.
+func stopReason(ctx context.Context) string {
+	if ctx.Err() == context.DeadlineExceeded {
+		return "scenario hard timeout reached"
+	}
+	return "interrupted"
+}
+
+// ---- targets and rounds ----------------------------------------------------
+
+// target is one server under load in a comparison: a maxine listener,
+// nginx or HAProxy. addr is "" when it could not be started; why says why.
+type target struct {
+	name   string
+	addr   string
+	why    string
+	expect int
+	req    RequestFactory
+	stop   func()
+}
+
+func stopAll(ts []*target) {
+	for _, t := range ts {
+		if t.stop != nil {
+			t.stop()
+			t.stop = nil
+		}
+	}
+}
+
+// measureRounds measures every available target cfg.Repeat times,
+// interleaved (all targets in round 1, then all in round 2, …) so that a
+// noisy neighbour hurts them alike. For a target with no runs, why[i]
+// says why.
+func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*Load) Stats) (runs [][]Stats, why []string) {
+	runs = make([][]Stats, len(ts))
+	why = make([]string, len(ts))
+	for i, t := range ts {
+		why[i] = t.why
+	}
+	for range max(b.cfg.Repeat, 1) {
+		for i, t := range ts {
+			if t.addr == "" {
+				continue
+			}
+			if ctx.Err() != nil {
+				why[i] = stopReason(ctx)
+				continue
+			}
+			runs[i] = append(runs[i], run(b.load(t.addr, t.expect, t.req)))
+		}
+	}
+	return runs, why
+}
+
+// median returns the median run by key, where a larger key is better;
+// with an even count it takes the better of the two middle runs. The
+// note lists every round's key so the spread is visible. nil when empty.
+func median(runs []Stats, key func(*Stats) float64, show func(*Stats) string) (*Stats, string) {
+	if len(runs) == 0 {
+		return nil, ""
+	}
+	if len(runs) == 1 {
+		return &runs[0], ""
+	}
+	idx := make([]int, len(runs))
+	shown := make([]string, len(runs))
+	for i := range runs {
+		idx[i] = i
+		shown[i] = show(&runs[i])
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return key(&runs[idx[a]]) < key(&runs[idx[b]]) })
+	return &runs[idx[len(idx)/2]], fmt.Sprintf("median of %d rounds (%s)", len(runs), strings.Join(shown, ", "))
+}
+
+// closedRounds runs closed-loop rounds and returns each target's median
+// run by throughput (nil when not measured) and the rows, unjudged.
+func (b *Bench) closedRounds(ctx context.Context, scenario string, ts []*target) ([]*Stats, []*Row) {
+	runs, why := b.measureRounds(ctx, ts, func(l *Load) Stats { return l.RunClosed(ctx) })
+	return b.rowsFor(scenario, ts, runs, why, (*Stats).RPS, func(s *Stats) string { return fmtRPS(s.RPS()) + " rps" })
+}
+
+// openRounds runs open-loop rounds at cfg.Rate and returns each target's
+// median run by p99 and the rows, unjudged.
+func (b *Bench) openRounds(ctx context.Context, scenario string, ts []*target) ([]*Stats, []*Row) {
+	runs, why := b.measureRounds(ctx, ts, func(l *Load) Stats { return l.RunOpen(ctx, b.cfg.Rate) })
+	stats, rows := b.rowsFor(scenario, ts, runs, why,
+		func(s *Stats) float64 { return -float64(p99(s)) },
+		func(s *Stats) string { return "p99 " + fmtLatency(p99(s)) })
+	for i, r := range rows {
+		if stats[i] != nil {
+			appendNote(r, "generator send lag p99 "+fmtLatency(stats[i].SendLagP99))
+		}
+	}
+	return stats, rows
+}
+
+func p99(s *Stats) time.Duration { return s.Hist.Quantile(0.99) }
+
+// rowsFor picks each target's median run and adds one row per target,
+// in target order: a skip row when it was not measured, FAIL (or skip
+// when cut short) when its run is unhealthy. It returns the healthy
+// medians (nil otherwise) and pointers to the rows, valid until the next
+// add, for the caller to judge against its bars.
+func (b *Bench) rowsFor(scenario string, ts []*target, runs [][]Stats, why []string, key func(*Stats) float64, show func(*Stats) string) ([]*Stats, []*Row) {
+	stats := make([]*Stats, len(ts))
+	first := len(b.rows)
+	for i, t := range ts {
+		st, note := median(runs[i], key, show)
+		if st == nil {
+			b.skipRow(scenario, t.name, why[i])
+			continue
+		}
+		r := rowFromStats(scenario, t.name, st)
+		appendNote(&r, note)
+		if st.healthy() {
+			stats[i] = st
+		} else {
+			r.Verdict = unhealthyVerdict(st)
+		}
+		b.add(r)
+	}
+	rows := make([]*Row, len(ts))
+	for i := range ts {
+		rows[i] = &b.rows[first+i]
+	}
+	return stats, rows
+}
+
+// ratioMin judges r by num/den ≥ bar when both measurements are healthy.
+func ratioMin(r *Row, num, den *Stats, versus string, bar float64, barText string) {
+	if r.Verdict != "" || num == nil || den == nil {
+		return
+	}
+	ratio := num.RPS() / den.RPS()
+	r.judgeMin(ratio, fmtRatio(ratio)+" "+versus, bar, barText)
+}
+
+func appendNote(r *Row, note string) {
+	switch {
+	case note == "":
+	case r.Note == "":
+		r.Note = note
+	default:
+		r.Note += "; " + note
+	}
+}
+
+// ---- scenario 1: registrations -----------------------------------------
+
+const regScenario = "registrations/s"
+
+// Registrations measures (a) registrations of distinct new nodes spread
+// over 1,000 services and (b) re-heartbeats of a fixed set of 1,000 nodes,
+// each on a fresh maxine, closed loop, against the spec's absolute bar.
+func (b *Bench) Registrations(ctx context.Context) {
+	distinct := regShape{servicePrefix: "reg-", services: 1000, nodePrefix: "node-", port: portFor, timeOut: 600}
+	heartbeat := regShape{servicePrefix: "hb-", services: 100, nodePrefix: "node-", nodes: 1000, port: portFor, timeOut: 600}
+	cases := []struct {
+		target  string
+		label   string
+		shape   regShape
+		prefill uint64
+	}{
+		{"maxine: distinct new nodes, 1,000 services", "register-distinct", distinct, 0},
+		{"maxine: re-heartbeats of 1,000 nodes", "register-heartbeat", heartbeat, 1000},
+	}
+	for _, c := range cases {
+		if ctx.Err() != nil {
+			b.skipRow(regScenario, c.target, stopReason(ctx))
+			continue
+		}
+		m, err := b.startMaxine(ctx, c.label)
+		if err != nil {
+			b.skipRow(regScenario, c.target, maxineSkipReason(err))
+			continue
+		}
+		if c.prefill > 0 {
+			if _, err := b.bulkRegister(ctx, m, c.shape, 0, c.prefill, 30*time.Second); err != nil {
+				m.Stop()
+				b.skipRow(regScenario, c.target, err.Error())
+				continue
+			}
+		}
+		t := &target{name: c.target, addr: m.AdminAddr, expect: 200, req: registerRequests(m.AdminAddr, c.shape, c.prefill), stop: m.Stop}
+		stats, rows := b.closedRounds(ctx, regScenario, []*target{t})
+		stopAll([]*target{t})
+		if st := stats[0]; st != nil {
+			rows[0].judgeMin(st.RPS(), fmtRPS(st.RPS())+" rps", 20000, "≥ 20,000 rps")
+		}
+	}
+}
+
+// ---- scenarios 2–4: discovery, RSS, nginx return 302 ---------------------
+
+const (
+	discScenario = "redirect discovery"
+	rssScenario  = "RSS"
+)
+
+// Discovery compares redirect discoveries on a maxine holding 10 nodes
+// (one service), nginx `return 302`, and a second maxine holding cfg.Nodes
+// nodes in cfg.Services services (discoveries spread uniformly over them),
+// measured in interleaved rounds. The second maxine's RSS is read right
+// after it is filled. withDiscovery/withRSS select the parts.
+func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
+	nodes, services := uint64(b.cfg.Nodes), uint64(b.cfg.Services)
+	scale := fmtRPS(float64(nodes)) + " nodes / " + fmtRPS(float64(services)) + " services"
+	small := &target{name: "maxine, 10 nodes", expect: 302}
+	nginx := &target{name: "nginx return 302 (2 workers)", expect: 302}
+	big := &target{name: "maxine, " + scale, expect: 302}
+	ts := []*target{small, nginx, big}
+	defer stopAll(ts)
+
+	if withDiscovery {
+		// The 10-node registry: one service, solo-0.
+		if m, err := b.startMaxine(ctx, "discovery-10"); err != nil {
+			small.why = maxineSkipReason(err)
+		} else {
+			small.stop = m.Stop
+			solo := regShape{servicePrefix: "solo-", services: 1, nodePrefix: "solo-n-", port: portFor, timeOut: 3600}
+			if _, err := b.bulkRegister(ctx, m, solo, 0, 10, 10*time.Second); err != nil {
+				small.why = err.Error()
+			} else {
+				small.addr, small.req = m.AdminAddr, discoverRequests(m.AdminAddr, "solo-", 1)
+			}
+		}
+		switch n, err := b.startNginx(ctx, "redirect", ""); {
+		case err != nil:
+			nginx.why = err.Error()
+		default:
+			nginx.addr, nginx.stop, nginx.req = n.Addr, n.Stop, getRequests(n.Addr, "/x")
+		}
+	}
+
+	var rssRow *Row
+	if m, err := b.startMaxine(ctx, "discovery-large"); err != nil {
+		big.why = maxineSkipReason(err)
+	} else {
+		big.stop = m.Stop
+		shape := regShape{servicePrefix: "disc-", services: services, perService: max(nodes/services, 1), nodePrefix: "n-", port: portFor, timeOut: 3600}
+		if fill, err := b.bulkRegister(ctx, m, shape, 0, nodes, 120*time.Second); err != nil {
+			big.why = err.Error()
+		} else {
+			b.note("registry fill: %s registered at %s registrations/s (%d connections, closed loop)", scale, fmtRPS(fill.RPS()), b.cfg.Conns)
+			big.addr, big.req = m.AdminAddr, discoverRequests(m.AdminAddr, "disc-", int(services))
+			if withRSS {
+				time.Sleep(time.Second) // let the fill's garbage be collected
+				rssRow = &Row{Scenario: rssScenario, Target: big.name}
+				if rss, peak, err := m.RSS(); err != nil {
+					rssRow.Verdict, rssRow.Note = verdictSkip, err.Error()
+				} else {
+					rssRow.Note = "peak (VmHWM) " + fmtMB(peak)
+					rssRow.judgeMax(float64(rss), "VmRSS "+fmtMB(rss), 500e6, "≤ 500 MB")
+				}
+			}
+		}
+	}
+	if withRSS && rssRow == nil {
+		rssRow = &Row{Scenario: rssScenario, Target: big.name, Verdict: verdictSkip, Note: big.why}
+	}
+
+	if withDiscovery {
+		stats, rows := b.closedRounds(ctx, discScenario, ts)
+		ratioMin(rows[0], stats[0], stats[1], "nginx", 0.7, "≥ 0.7× nginx return 302")
+		ratioMin(rows[2], stats[2], stats[0], "of 10 nodes", 0.83, "≥ 0.83× rps (latency ≤ 1.2×)")
+	}
+	if rssRow != nil {
+		b.add(*rssRow)
+	}
+}
+
+// startNginx starts nginx when it is installed.
+func (b *Bench) startNginx(ctx context.Context, label, upstream string) (*Nginx, error) {
+	if b.cfg.NginxBin == "" {
+		return nil, fmt.Errorf("nginx not found on PATH or in /usr/sbin (or -nginx off)")
+	}
+	return StartNginx(ctx, b.cfg.NginxBin, b.runDir, label, upstream)
+}
+
+// startHAProxy starts HAProxy when it is installed.
+func (b *Bench) startHAProxy(ctx context.Context, upstream string) (*HAProxy, error) {
+	if b.cfg.HAProxyBin == "" {
+		return nil, fmt.Errorf("haproxy not found on PATH or in /usr/sbin (or -haproxy off)")
+	}
+	return StartHAProxy(ctx, b.cfg.HAProxyBin, b.runDir, upstream)
+}
+
+// ---- scenarios 5–6: the gateway against HAProxy and nginx ----------------
+
+const (
+	proxyScenario = "gateway proxy (closed loop)"
+	fixedScenario = "gateway fixed rate"
+	benchService  = "bench"
+)
+
+// gatewayTarget starts a maxine, registers the upstream as service
+// "bench" and checks that the gateway proxies to it.
+func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstream, extra ...string) *target {
+	t := &target{name: name, expect: 200}
+	m, err := b.startMaxine(ctx, label, extra...)
+	if err != nil {
+		t.why = maxineSkipReason(err)
+		return t
+	}
+	t.stop = m.Stop
+	port, _ := strconv.Atoi(up.Addr[strings.LastIndexByte(up.Addr, ':')+1:])
+	if err := m.Register(Registration{Service: benchService, Node: "upstream-1", Host: "127.0.0.1", Port: port, TimeOut: 3600, Weight: 1}); err != nil {
+		t.why = err.Error()
+		return t
+	}
+	path := "/" + benchService + "/ping"
+	code, body, err := probe("http://" + m.GatewayAddr + path)
+	switch {
+	case err != nil:
+		t.why = fmt.Sprintf("gateway %s not answering (%v): gateway rows skipped", m.GatewayAddr, err)
+	case code == 404 || code == 501:
+		t.why = fmt.Sprintf("gateway answered %d for the registered service %q: gateway not available in this build, rows skipped", code, benchService)
+	case code != 200:
+		t.why = fmt.Sprintf("gateway answered %d (%q) for the registered service %q, rows skipped", code, body, benchService)
+	case string(body) != string(upstreamBody):
+		t.why = fmt.Sprintf("gateway answered 200 with body %q, not the upstream's, rows skipped", body)
+	default:
+		t.addr, t.req = m.GatewayAddr, getRequests(m.GatewayAddr, path)
+	}
+	return t
+}
+
+// Gateway compares maxine's gateway (metrics on and off) with HAProxy and
+// nginx proxying to the same upstream, all started once: a closed loop for
+// throughput, then an open loop at cfg.Rate for latency.
+func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
+	up, err := StartUpstream()
+	if err != nil {
+		b.note("gateway scenarios skipped: %v", err)
+		return
+	}
+	defer up.Close()
+
+	gw := b.gatewayTarget(ctx, "maxine gateway", "gateway", up)
+	off := &target{name: "maxine gateway (metrics off)", expect: 200}
+	switch {
+	case b.maxineBin == "":
+		off.why = maxineSkipReason(errSkip)
+	case !supportsFlag(b.help, "metrics"):
+		off.why = "this maxine build has no --metrics flag"
+	default:
+		off = b.gatewayTarget(ctx, off.name, "gateway-nometrics", up, "--metrics=false")
+	}
+	hp := &target{name: "HAProxy (nbthread 2)", expect: 200}
+	if h, err := b.startHAProxy(ctx, up.Addr); err != nil {
+		hp.why = err.Error()
+	} else {
+		hp.addr, hp.stop, hp.req = h.Addr, h.Stop, getRequests(h.Addr, "/ping")
+	}
+	ng := &target{name: "nginx (2 workers)", expect: 200}
+	if n, err := b.startNginx(ctx, "proxy", up.Addr); err != nil {
+		ng.why = err.Error()
+	} else {
+		ng.addr, ng.stop, ng.req = n.Addr, n.Stop, getRequests(n.Addr, "/ping")
+	}
+	ts := []*target{gw, off, hp, ng}
+	defer stopAll(ts)
+
+	if closed {
+		stats, rows := b.closedRounds(ctx, proxyScenario, ts)
+		for i := range 2 { // maxine rows against HAProxy
+			ratioMin(rows[i], stats[i], stats[2], "HAProxy", 0.8, "≥ 0.8× HAProxy rps")
+		}
+		if stats[0] != nil && stats[3] != nil { // informational
+			rows[3].Ratio = stats[0].RPS() / stats[3].RPS()
+			rows[3].Figure = "maxine/nginx " + fmtRatio(rows[3].Ratio)
+		}
+	}
+	if open {
+		scenario := fmt.Sprintf("%s (%s rps, open loop)", fixedScenario, fmtRPS(float64(b.cfg.Rate)))
+		stats, rows := b.openRounds(ctx, scenario, ts)
+		for i := range 2 {
+			if stats[i] != nil && stats[2] != nil && rows[i].Verdict == "" {
+				ratio := float64(p99(stats[i])) / float64(p99(stats[2]))
+				rows[i].judgeMax(ratio, "p99 "+fmtRatio(ratio)+" HAProxy", 2, "p99 ≤ 2× HAProxy")
+			}
+		}
+	}
+}

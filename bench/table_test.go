@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFormatting(t *testing.T) {
+	for v, want := range map[float64]string{0: "—", 7: "7", 999: "999", 1000: "1,000", 123456.6: "123,457", 1234567: "1,234,567"} {
+		if got := fmtRPS(v); got != want {
+			t.Errorf("fmtRPS(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{0: "—", 212 * time.Microsecond: "0.21 ms", 12345 * time.Microsecond: "12.3 ms", 1500 * time.Millisecond: "1500 ms"} {
+		if got := fmtLatency(d); got != want {
+			t.Errorf("fmtLatency(%s) = %q, want %q", d, got, want)
+		}
+	}
+	if got := fmtMB(412_345_678); got != "412.3 MB" {
+		t.Errorf("fmtMB = %q", got)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	var r Row
+	r.judgeMin(0.85, "0.85×", 0.8, "≥ 0.8×")
+	if r.Verdict != verdictPass {
+		t.Fatal("0.85 ≥ 0.8 must pass")
+	}
+	r.judgeMin(0.79, "0.79×", 0.8, "≥ 0.8×")
+	if r.Verdict != verdictFail {
+		t.Fatal("0.79 ≥ 0.8 must fail")
+	}
+	r.judgeMax(2.0, "2.00×", 2, "≤ 2×")
+	if r.Verdict != verdictPass {
+		t.Fatal("2 ≤ 2 must pass")
+	}
+	r.judgeMax(600e6, "600 MB", 500e6, "≤ 500 MB")
+	if r.Verdict != verdictFail {
+		t.Fatal("600 MB ≤ 500 MB must fail")
+	}
+}
+
+func TestMarkdownAndJSON(t *testing.T) {
+	st := Stats{OK: 1000, Errors: 20, Elapsed: time.Second, FirstErr: "status 502, want 200"}
+	for i := range 1000 {
+		st.Hist.Record(time.Duration(100+i) * time.Microsecond)
+	}
+	r := rowFromStats("gateway proxy", "maxine | gw", &st)
+	r.judgeMin(0.9, "0.90× HAProxy", 0.8, "≥ 0.8× HAProxy rps")
+	rep := &Report{Machine: "Machine: test", Flags: "Flags: test", Rows: []Row{r, {Scenario: "x", Target: "y", Verdict: verdictSkip, Note: "no binary"}}, Notes: []string{"a note"}}
+	var buf bytes.Buffer
+	rep.WriteMarkdown(&buf)
+	out := buf.String()
+	lines := strings.Split(out, "\n")
+	if !strings.HasPrefix(lines[0], "| scenario | target | rps | p50 | p99 | p99.9 | ratio | bar | pass/fail |") {
+		t.Fatalf("header: %q", lines[0])
+	}
+	for _, want := range []string{`maxine \| gw`, "| 1,000 |", "0.90× HAProxy", "| pass |", "| skip |", "20 errors (1.96 %)", "- a note", "Machine: test"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	// every table line has the same number of cells
+	for _, l := range lines[:4] {
+		if n := strings.Count(strings.ReplaceAll(l, `\|`, ""), "|"); n != 10 {
+			t.Errorf("line %q has %d separators", l, n)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := rep.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Rows) != 2 || back.Rows[0].RPS != 1000 || back.Rows[0].P99 == 0 {
+		t.Fatalf("json round trip: %v %+v", err, back.Rows)
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	sel, err := parseScenarios("all")
+	if err != nil || len(sel) != len(scenarioNames) {
+		t.Fatalf("all: %v %v", sel, err)
+	}
+	sel, err = parseScenarios("proxy, fixed")
+	if err != nil || !sel["proxy"] || !sel["fixed"] || len(sel) != 2 {
+		t.Fatalf("proxy,fixed: %v %v", sel, err)
+	}
+	if _, err := parseScenarios("proxy,bogus"); err == nil {
+		t.Fatal("unknown scenario accepted")
+	}
+	if _, err := parseScenarios(""); err == nil {
+		t.Fatal("empty selection accepted")
+	}
+}
