@@ -8,8 +8,9 @@ package registry
 
 import (
 	"errors"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ type Registry struct {
 type service struct {
 	name    string
 	parents map[string]*parent
+	order   []*parent // parents sorted by node name, kept in step with parents
 	version uint64
 	snap    atomic.Pointer[Snapshot]
 	rr      atomic.Uint64 // round-robin counter, kept across snapshots
@@ -223,8 +225,11 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 	if exists {
 		r.expiry.remove(p)
 		res.Kind = NodeUpdated
+		svc.order[svc.index(reg.NodeName)] = np
 	} else {
 		r.nodes++
+		i := svc.index(reg.NodeName)
+		svc.order = slices.Insert(svc.order, i, np)
 	}
 	svc.parents[reg.NodeName] = np
 	r.expiry.push(np, deadline.UnixNano())
@@ -301,6 +306,8 @@ func (r *Registry) serviceLocked(name string) *service {
 
 func (r *Registry) removeLocked(svc *service, nodeName string, kind EventKind, at time.Time) {
 	delete(svc.parents, nodeName)
+	i := svc.index(nodeName)
+	svc.order = slices.Delete(svc.order, i, i+1)
 	r.nodes--
 	r.publishLocked(svc, kind, nodeName, at)
 	if len(svc.parents) == 0 {
@@ -313,8 +320,8 @@ func (r *Registry) removeLocked(svc *service, nodeName string, kind EventKind, a
 func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at time.Time) {
 	svc.version++
 	snap := &Snapshot{Service: svc.name, Version: svc.version, RR: &svc.rr}
-	if len(svc.parents) > 0 {
-		snap.Nodes = buildNodes(svc.parents)
+	if len(svc.order) > 0 {
+		snap.Nodes = buildNodes(svc.order)
 		svc.snap.Store(snap)
 	} else {
 		svc.snap.Store(nil)
@@ -327,17 +334,23 @@ func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at t
 	}
 }
 
+// index returns the position of nodeName in svc.order, or where it would
+// be inserted.
+func (svc *service) index(nodeName string) int {
+	i, _ := slices.BinarySearchFunc(svc.order, nodeName, func(p *parent, name string) int {
+		return strings.Compare(p.reg.NodeName, name)
+	})
+	return i
+}
+
 // buildNodes interleaves virtual nodes by index: every parent's -0 first
-// (parents sorted by name), then every -1, and so on.
-func buildNodes(parents map[string]*parent) []*Node {
-	ps := make([]*parent, 0, len(parents))
+// (parents in name order), then every -1, and so on.
+func buildNodes(ps []*parent) []*Node {
 	total, maxW := 0, 0
-	for _, p := range parents {
-		ps = append(ps, p)
+	for _, p := range ps {
 		total += len(p.vnodes)
 		maxW = max(maxW, len(p.vnodes))
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].reg.NodeName < ps[j].reg.NodeName })
 	nodes := make([]*Node, 0, total)
 	for i := 0; i < maxW; i++ {
 		for _, p := range ps {
