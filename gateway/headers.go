@@ -1,0 +1,174 @@
+package gateway
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/trace"
+)
+
+// hopHeaders are the hop-by-hop fields of RFC 9110 §7.6.1: they describe
+// one connection, not the message, so a proxy must not forward them.
+// Proxy-Connection is not standard but is still sent by old clients and
+// stripped by every proxy (as net/http/httputil does). Transfer-Encoding
+// matters most: the framing of the outgoing message is the gateway's own,
+// and forwarding the client's would let a request smuggle a second one
+// past the gateway (RFC 9112 §6.3, §11.2).
+var hopHeaders = [...]string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// header is what stripHopHeaders needs of fasthttp's request and response
+// headers.
+type header interface {
+	PeekAll(key string) [][]byte
+	Del(key string)
+	DelBytes(key []byte)
+}
+
+// stripHopHeaders removes the hop-by-hop fields and every field named in
+// Connection (RFC 9110 §7.6.1: "a proxy MUST remove any such fields"). The
+// Connection values are copied first because deleting fields reuses the
+// header's buffers.
+func stripHopHeaders(h header, scratch []byte) []byte {
+	scratch = scratch[:0]
+	for _, v := range h.PeekAll("Connection") {
+		scratch = append(append(scratch, v...), ',')
+	}
+	for rest := scratch; len(rest) > 0; {
+		var tok []byte
+		if i := bytes.IndexByte(rest, ','); i >= 0 {
+			tok, rest = rest[:i], rest[i+1:]
+		} else {
+			tok, rest = rest, nil
+		}
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 && !bytes.EqualFold(tok, strClose) && !bytes.EqualFold(tok, strKeepAlive) {
+			h.DelBytes(tok)
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	return scratch
+}
+
+var (
+	strClose     = []byte("close")
+	strKeepAlive = []byte("keep-alive")
+	strHTTP11    = []byte("HTTP/1.1")
+	strHTTP      = []byte("http")
+	strHTTPS     = []byte("https")
+	strComma     = []byte(", ")
+)
+
+// clientAddr returns the client's IP address without allocating.
+func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return ip.Unmap()
+}
+
+// setForwarded sets the X-Forwarded-* fields of the outgoing request.
+//
+// X-Forwarded-For keeps what the client sent and appends the client's
+// address, as net/http/httputil does: the list is the path the request
+// took, and the last entry is the only one this gateway vouches for.
+// X-Forwarded-Proto and X-Forwarded-Host describe the request as the
+// gateway received it and replace anything the client sent.
+func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byte) []byte {
+	buf = buf[:0]
+	for _, v := range ctx.Request.Header.PeekAll("X-Forwarded-For") {
+		if len(buf) > 0 {
+			buf = append(buf, strComma...)
+		}
+		buf = append(buf, v...)
+	}
+	if ip := clientAddr(ctx); ip.IsValid() {
+		if len(buf) > 0 {
+			buf = append(buf, strComma...)
+		}
+		buf = ip.AppendTo(buf)
+	}
+	h.SetBytesV("X-Forwarded-For", buf)
+	if ctx.IsTLS() {
+		h.SetBytesV("X-Forwarded-Proto", strHTTPS)
+	} else {
+		h.SetBytesV("X-Forwarded-Proto", strHTTP)
+	}
+	if host := ctx.Request.Header.Host(); len(host) > 0 {
+		h.SetBytesV("X-Forwarded-Host", host)
+	} else {
+		h.Del("X-Forwarded-Host")
+	}
+	return buf
+}
+
+// startSpan returns the gateway's span for this request: a child of the
+// client's traceparent when it parses (W3C Trace Context: same trace, new
+// parent-id for the next hop), else a new trace. A new trace keeps a valid
+// incoming trace-id header, so a caller that only sends x-trace-id still
+// finds its id in the node's logs.
+func (p *Proxy) startSpan(ctx *fasthttp.RequestCtx) trace.Context {
+	if parent, ok := trace.Parse(ctx.Request.Header.Peek("traceparent")); ok {
+		return parent.Child()
+	}
+	c := trace.New()
+	if id := ctx.Request.Header.Peek(p.o.TraceHeader); len(id) == 32 {
+		var tid [16]byte
+		if decodeLowerHex(tid[:], id) && tid != ([16]byte{}) {
+			c.TraceID = tid
+		}
+	}
+	return c
+}
+
+// setRequestTrace writes the span's traceparent and trace id into the
+// outgoing request.
+func (p *Proxy) setRequestTrace(h *fasthttp.RequestHeader, span trace.Context) {
+	var b [64]byte
+	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
+	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
+}
+
+// setResponseTrace writes them into the response to the client, replacing
+// any the node sent: the client correlates by the gateway's span.
+func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, span trace.Context) {
+	var b [64]byte
+	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
+	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
+}
+
+func decodeLowerHex(dst, src []byte) bool {
+	for i := range dst {
+		hi, ok1 := unhex(src[2*i])
+		lo, ok2 := unhex(src[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}

@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Gateway metrics (SPEC 8). Label values are bounded: the service name
+// (only registered services get series, and they are unregistered when the
+// service disappears), a status class, an error kind, a breaker state —
+// never a path or a client address.
+//
+// Per-service metric objects are created with the service, so a request
+// updates counters through pointers it already holds: no name building and
+// no map lookup on the request path.
+
+// proxyMetrics are the proxy-wide metrics.
+type proxyMetrics struct {
+	set      *metrics.Set
+	unrouted *metrics.Counter
+	rejected *metrics.Counter
+}
+
+func newProxyMetrics(set *metrics.Set, p *Proxy) *proxyMetrics {
+	set.GetOrCreateGauge("maxine_gateway_in_flight", func() float64 { return float64(p.inFlight.Load()) })
+	return &proxyMetrics{
+		set:      set,
+		unrouted: set.GetOrCreateCounter("maxine_gateway_unrouted_requests_total"),
+		rejected: set.GetOrCreateCounter("maxine_gateway_rejected_requests_total"),
+	}
+}
+
+// serviceMetrics are one service's metrics.
+type serviceMetrics struct {
+	set       *metrics.Set
+	requests  [4]*metrics.Counter // by status class 2xx..5xx (1xx counts as 2xx)
+	duration  *metrics.PrometheusHistogram
+	connect   *metrics.Counter
+	timeout   *metrics.Counter
+	status5xx *metrics.Counter
+	retries   *metrics.Counter
+	toOpen    *metrics.Counter
+	toHalf    *metrics.Counter
+	toClosed  *metrics.Counter
+
+	mu    sync.Mutex
+	names []string // for unregister
+}
+
+func (pm *proxyMetrics) forService(svc *service) *serviceMetrics {
+	m := &serviceMetrics{set: pm.set}
+	label := `service="` + escapeLabel(svc.name) + `"`
+	counter := func(name, extra string) *metrics.Counter {
+		full := name + "{" + label + extra + "}"
+		m.names = append(m.names, full)
+		return pm.set.GetOrCreateCounter(full)
+	}
+	for i, code := range [...]string{"2xx", "3xx", "4xx", "5xx"} {
+		m.requests[i] = counter("maxine_gateway_requests_total", `,code="`+code+`"`)
+	}
+	m.connect = counter("maxine_gateway_upstream_errors_total", `,kind="connect"`)
+	m.timeout = counter("maxine_gateway_upstream_errors_total", `,kind="timeout"`)
+	m.status5xx = counter("maxine_gateway_upstream_errors_total", `,kind="5xx"`)
+	m.retries = counter("maxine_gateway_retries_total", "")
+	m.toOpen = counter("maxine_gateway_breaker_transitions_total", `,to="open"`)
+	m.toHalf = counter("maxine_gateway_breaker_transitions_total", `,to="half-open"`)
+	m.toClosed = counter("maxine_gateway_breaker_transitions_total", `,to="closed"`)
+	hist := "maxine_gateway_request_duration_seconds{" + label + "}"
+	m.names = append(m.names, hist)
+	m.duration = pm.set.GetOrCreatePrometheusHistogram(hist)
+	gauge := "maxine_gateway_nodes_active{" + label + "}"
+	m.names = append(m.names, gauge)
+	pm.set.GetOrCreateGauge(gauge, func() float64 {
+		if t := svc.table.Load(); t != nil {
+			return float64(t.usableNodes())
+		}
+		return 0
+	})
+	return m
+}
+
+// observe counts one finished request.
+func (m *serviceMetrics) observe(status int, d time.Duration) {
+	class := status/100 - 2
+	if class < 0 {
+		class = 0
+	} else if class > 3 {
+		class = 3
+	}
+	m.requests[class].Inc()
+	m.duration.Update(d.Seconds())
+}
+
+// upstreamError counts one failed attempt by kind: "connect" for
+// connection-level failures (refused, reset, closed mid-exchange),
+// "timeout" for an expired try, "5xx" for a 502/503/504 from the node.
+func (m *serviceMetrics) upstreamError(o outcome) {
+	switch o {
+	case outConnect, outBroken:
+		m.connect.Inc()
+	case outTimeout:
+		m.timeout.Inc()
+	case out5xx:
+		m.status5xx.Inc()
+	}
+}
+
+func (m *serviceMetrics) breakerTransition(to gobreaker.State) {
+	switch to {
+	case gobreaker.StateOpen:
+		m.toOpen.Inc()
+	case gobreaker.StateHalfOpen:
+		m.toHalf.Inc()
+	default:
+		m.toClosed.Inc()
+	}
+}
+
+// unregister removes the service's series once it is gone, so that the
+// series count follows the registry, not its history.
+func (m *serviceMetrics) unregister() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.names {
+		m.set.UnregisterMetric(n)
+	}
+	m.names = nil
+}
+
+// escapeLabel escapes a Prometheus label value (text format: backslash,
+// double quote and newline).
+func escapeLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return r.Replace(s)
+}

@@ -1,0 +1,557 @@
+// Package gateway is Maxine's data plane: a fasthttp reverse proxy that
+// routes each request to a registered service (SPEC 4), picks a node with
+// the configured lb strategy, and forwards the request with connection
+// pools, timeouts, retries, per-node circuit breakers, passive outlier
+// ejection and active health checks.
+//
+// Following one request: ServeHTTP (this file) validates it and finds the
+// service (routing.go); serve loads the service's immutable table
+// (table.go) and asks lb for a node, skipping nodes whose breaker is open or
+// that are down (all atomics, no lock, no allocation); attempt (forward.go)
+// sends it through the node's pool under its breaker (breaker.go); a failure
+// may be retried on another node within the retry budget (retry.go); the
+// response goes back with hop-by-hop headers removed (headers.go), streamed
+// when large (streaming.go).
+//
+// Tables are rebuilt by Run from registry events, never by requests, and
+// swapped with atomic.Pointer.
+package gateway
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/config"
+	"github.com/maxine-io/maxine/lb"
+	"github.com/maxine-io/maxine/registry"
+	"github.com/maxine-io/maxine/trace"
+)
+
+// Proxy is the gateway. Create it with New, run Run in a goroutine for as
+// long as it serves, and serve requests with ServeHTTP (the gateway
+// listener, see NewServer) or ServeService (admin's proxy endpoints). All
+// methods are safe for concurrent use. A Proxy must not be copied.
+type Proxy struct {
+	o   Options
+	reg *registry.Registry
+	log zerolog.Logger
+
+	routes     atomic.Pointer[routeMap] // read by requests, replaced by writers
+	hostSuffix []byte                   // Options.HostSuffix without dots around it
+
+	mu       sync.Mutex          // serializes writers: Run and the route-miss refresh
+	services map[string]*service // guarded by mu
+
+	running  atomic.Bool
+	started  atomic.Bool
+	inFlight atomic.Int64
+	notices  chan notice
+	metrics  *proxyMetrics // nil when metrics are off
+
+	exchanges sync.Pool // *exchange
+}
+
+// exchange is the per-request state, pooled so that forwarding a request
+// allocates nothing of its own.
+type exchange struct {
+	req      fasthttp.Request
+	table    *serviceTable
+	path     []byte // forwarded path (the client's, prefix-stripped), aliases the request
+	query    []byte // raw query, aliases the request or ServeService's path
+	body     requestBody
+	streamed bool // req's body is body: it cannot be replayed
+	excl     excluding
+	tried    [maxTried]*upstream
+	ntried   int
+	key      [16]byte
+	uri      []byte
+	scratch  []byte
+	bodyBuf  []byte
+}
+
+// maxTried bounds the nodes one request may be sent to or refused by.
+const maxTried = maxRetriesLimit + 1 + 8
+
+func (ex *exchange) reset() {
+	ex.req.Reset()
+	ex.table = nil
+	ex.path, ex.query = nil, nil
+	ex.body = requestBody{}
+	ex.streamed = false
+	ex.excl = excluding{}
+	clear(ex.tried[:ex.ntried])
+	ex.ntried = 0
+}
+
+// Trace record kinds.
+const (
+	kindGateway = "gateway"
+	kindProxy   = "proxy"
+)
+
+// New validates o and returns a Proxy serving the registry's current
+// services. Call Run to follow registry changes.
+func New(o Options) (*Proxy, error) {
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		o:        o,
+		reg:      o.Registry,
+		log:      o.Logger,
+		services: make(map[string]*service),
+		notices:  make(chan notice, 1024),
+	}
+	p.exchanges.New = func() any { return new(exchange) }
+	p.hostSuffix = []byte(strings.Trim(o.HostSuffix, "."))
+	p.routes.Store(&routeMap{})
+	if o.Metrics != nil {
+		p.metrics = newProxyMetrics(o.Metrics, p)
+	}
+	p.mu.Lock()
+	p.resyncLocked()
+	p.mu.Unlock()
+	return p, nil
+}
+
+// Run follows the registry until done is closed: it applies every change to
+// the affected service's table (a full resync after a subscription
+// overflow), runs the active health checks, and delivers events to the
+// EventSink. It returns when done is closed and its health-check goroutine
+// has stopped. Only one Run may be active at a time; a second call returns
+// at once.
+func (p *Proxy) Run(done <-chan struct{}) {
+	if !p.running.CompareAndSwap(false, true) {
+		return
+	}
+	defer p.running.Store(false)
+	sub := p.reg.Subscribe(0)
+	defer p.reg.Unsubscribe(sub)
+	// Changes between New and Subscribe are only seen by a resync.
+	p.mu.Lock()
+	p.resyncLocked()
+	p.mu.Unlock()
+	p.started.Store(true)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if p.o.Health.Enabled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.healthLoop(done)
+		}()
+	}
+	var events []registry.Event
+	for {
+		select {
+		case <-done:
+			p.drainNotices()
+			return
+		case <-sub.Ready():
+			var overflowed bool
+			events, overflowed = sub.Take(events[:0])
+			p.mu.Lock()
+			if overflowed {
+				p.resyncLocked()
+			} else {
+				changed := false
+				for _, ev := range events {
+					changed = p.applyLocked(ev.Service) || changed
+				}
+				if changed {
+					p.publishRoutesLocked()
+				}
+			}
+			p.mu.Unlock()
+		case n := <-p.notices:
+			p.deliver(n)
+		}
+	}
+}
+
+// applyLocked brings service name's table up to date with the registry and
+// reports whether the set of services changed.
+func (p *Proxy) applyLocked(name string) bool {
+	snap := p.reg.Snapshot(name)
+	svc := p.services[name]
+	if snap == nil || len(snap.Nodes) == 0 {
+		if svc == nil {
+			return false
+		}
+		p.removeLocked(svc)
+		return true
+	}
+	created := false
+	if svc == nil {
+		svc = &service{name: name}
+		svc.budget.init(p.o.RetryBudget, time.Now())
+		if p.metrics != nil {
+			svc.metrics = p.metrics.forService(svc)
+		}
+		p.services[name] = svc
+		created = true
+	}
+	if cur := svc.table.Load(); cur == nil || cur.snap != snap {
+		t, gone := p.buildTable(svc, snap, cur)
+		svc.table.Store(t)
+		retire(gone)
+	}
+	return created
+}
+
+func (p *Proxy) removeLocked(svc *service) {
+	delete(p.services, svc.name)
+	if t := svc.table.Load(); t != nil {
+		retire(t.nodes)
+	}
+	if svc.metrics != nil {
+		svc.metrics.unregister()
+	}
+}
+
+// resyncLocked rebuilds every table from the registry.
+func (p *Proxy) resyncLocked() {
+	seen := make(map[string]struct{}, len(p.services))
+	p.reg.Range(func(s *registry.Snapshot) bool {
+		seen[s.Service] = struct{}{}
+		p.applyLocked(s.Service)
+		return true
+	})
+	for name, svc := range p.services {
+		if _, ok := seen[name]; !ok {
+			p.removeLocked(svc)
+		}
+	}
+	p.publishRoutesLocked()
+}
+
+// lookupSlow finds a service that the registry has but the routes do not
+// yet (Run has not applied its registration): it applies it at once, so a
+// request right after a registration is not answered 404. It is reached
+// only on a route miss.
+func (p *Proxy) lookupSlow(name string) *service {
+	if p.reg.Snapshot(name) == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if p.applyLocked(name) {
+		p.publishRoutesLocked()
+	}
+	svc := p.services[name]
+	p.mu.Unlock()
+	return svc
+}
+
+// ServeHTTP is the gateway listener's handler: it validates the request,
+// routes it (SPEC 4, routing.go) and proxies it.
+func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	if !validRequest(ctx) {
+		p.reject(ctx)
+		return
+	}
+	path := ctx.URI().PathOriginal()
+	svc, fwd := p.route(ctx, path)
+	if svc == nil {
+		if p.metrics != nil {
+			p.metrics.unrouted.Inc()
+		}
+		p.fail(ctx, fasthttp.StatusNotFound)
+		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
+		return
+	}
+	p.serve(ctx, svc, fwd, ctx.URI().QueryString(), kindGateway, start)
+}
+
+// ServeService proxies the request to service, to "<node address><path>":
+// the admin API's compatibility proxy (/api/maxine/serviceops/proxy/{svc}/
+// {path...}) and discover with mode=proxy. path gets a leading '/' if it
+// lacks one; if it contains '?', the part after it is the query, otherwise
+// the request's own query is forwarded. An unknown service, like one with
+// no available node, is answered 503 Service Unavailable, as discover does.
+func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []byte) {
+	start := time.Now()
+	query := ctx.URI().QueryString()
+	for i, c := range path {
+		if c == '?' {
+			path, query = path[:i], path[i+1:]
+			break
+		}
+	}
+	ok := validSegments(path)
+	if len(path) > 0 && path[0] == '/' {
+		ok = validPath(path)
+	}
+	if !ok {
+		p.reject(ctx)
+		return
+	}
+	svc := p.routes.Load().exact[service]
+	if svc == nil {
+		svc = p.lookupSlow(service)
+	}
+	if svc == nil {
+		p.fail(ctx, fasthttp.StatusServiceUnavailable)
+		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
+		return
+	}
+	p.serve(ctx, svc, path, query, kindProxy, start)
+}
+
+// serve proxies one request to svc and records it.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte, kind string, start time.Time) {
+	span := p.startSpan(ctx)
+	ex := p.exchanges.Get().(*exchange)
+	ex.path, ex.query = path, query
+	status := p.proxy(ctx, svc, ex, span, start)
+	p.setResponseTrace(&ctx.Response.Header, span)
+	d := time.Since(start)
+	if m := svc.metrics; m != nil {
+		m.observe(status, d)
+	}
+	if p.o.Traces != nil {
+		ex.scratch = span.AppendTraceparent(ex.scratch[:0])
+		p.o.Traces.RecordTrace(kind, svc.name, ex.scratch, ctx.Method(), ctx.URI().PathOriginal(), status, d)
+	}
+	ex.reset()
+	p.exchanges.Put(ex)
+}
+
+// strategy is the current selection strategy (a lock-free load).
+func (p *Proxy) strategy() config.Strategy {
+	if p.o.Settings == nil {
+		return config.RoundRobin
+	}
+	return p.o.Settings.Load().Strategy
+}
+
+// hashKey is the consistent-hash / rendezvous key: the configured header,
+// else the configured cookie, else the client IP.
+func (p *Proxy) hashKey(ctx *fasthttp.RequestCtx, ex *exchange) []byte {
+	if p.o.HashHeader != "" {
+		if v := ctx.Request.Header.Peek(p.o.HashHeader); len(v) > 0 {
+			return v
+		}
+	}
+	if p.o.HashCookie != "" {
+		if v := ctx.Request.Header.Cookie(p.o.HashCookie); len(v) > 0 {
+			return v
+		}
+	}
+	ex.key = clientAddr(ctx).As16()
+	return ex.key[:]
+}
+
+// pick chooses a usable node of t not yet tried by ex, or -1. The first
+// pick passes the table itself as lb.NodeState; retries pass the
+// exchange's excluding view. Neither allocates.
+func (p *Proxy) pick(t *serviceTable, s config.Strategy, key []byte, ex *exchange) int {
+	if ex.ntried == 0 {
+		return t.lb.Pick(s, key, t)
+	}
+	ex.excl = excluding{t: t, tried: ex.tried[:ex.ntried]}
+	return t.lb.Pick(s, key, &ex.excl)
+}
+
+// proxy runs the attempts of one request and writes the response; it
+// returns the status sent.
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time) int {
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	svc.budget.onRequest()
+	if status := p.prepare(ctx, ex, span); status != 0 {
+		return p.fail(ctx, status)
+	}
+
+	s := p.strategy()
+	var key []byte
+	if s == config.ConsistentHashing || s == config.RendezvousHashing {
+		key = p.hashKey(ctx, ex)
+	}
+	idem := idempotent(ctx.Method())
+	deadline := start.Add(p.o.Deadline)
+	retries := 0
+	var (
+		pend      *fasthttp.Response // the last failed attempt's response, until retried
+		pendU     *upstream
+		last      outcome // the last failure
+		failed    bool    // an attempt failed and has not been retried yet
+		anyFailed bool    // some attempt failed
+	)
+	for {
+		t := svc.table.Load()
+		ex.table = t
+		i := p.pick(t, s, key, ex)
+		if i < 0 {
+			break
+		}
+		u := t.vnodes[i]
+		if failed {
+			// A retry: only within the budget, so that a failing service
+			// does not see its load multiplied.
+			if !svc.budget.withdraw() {
+				break
+			}
+			finish(pendU, pend)
+			pend, pendU, failed = nil, nil, false
+			retries++
+			if m := svc.metrics; m != nil {
+				m.retries.Inc()
+			}
+		}
+		ex.tried[ex.ntried] = u
+		ex.ntried++
+		resp := fasthttp.AcquireResponse()
+		resp.Header.SetNoDefaultContentType(true)
+		out := p.attempt(ex, u, resp, deadline)
+		switch {
+		case out == outOK:
+			return p.respond(ctx, ex, u, resp)
+		case out == outRejected:
+			finish(u, resp)
+			if ex.ntried == len(ex.tried) {
+				return p.noNode(ctx, pend, pendU, last, anyFailed, ex)
+			}
+			continue
+		case out == outTooLarge || out == outClientBody:
+			finish(u, resp)
+			ctx.SetConnectionClose()
+			return p.fail(ctx, out.status())
+		}
+		if m := svc.metrics; m != nil {
+			m.upstreamError(out)
+		}
+		pend, pendU, last, failed, anyFailed = resp, u, out, true, true
+		// Send it again, to another node, only if that cannot do harm. A
+		// request that may have reached its node may have taken effect
+		// there, so only an idempotent one (RFC 9110 §9.2.2) may be
+		// repeated, and only if its body can be sent again (buffered, not
+		// streamed). A request that never reached its node (the connect
+		// failed, the pool was full) may be repeated whatever its method,
+		// a streamed one too, since not a byte of its body was read.
+		retryable := !out.reached() && !ex.body.read || idem && !ex.streamed
+		if !retryable || retries >= p.o.MaxRetries || ex.ntried == len(ex.tried) || !time.Now().Before(deadline) {
+			break
+		}
+	}
+	return p.noNode(ctx, pend, pendU, last, anyFailed, ex)
+}
+
+// noNode answers when no further attempt is made: with the last failed
+// attempt's 502/503/504 response if it is still held (the node's own answer
+// is the most useful), else with the status of the last failure (502 for a
+// connect failure, 504 for a timeout), else 503 Service Unavailable when no
+// node was available at all.
+func (p *Proxy) noNode(ctx *fasthttp.RequestCtx, pend *fasthttp.Response, u *upstream, last outcome, failed bool, ex *exchange) int {
+	switch {
+	case pend != nil && last == out5xx:
+		return p.respond(ctx, ex, u, pend)
+	case pend != nil:
+		finish(u, pend)
+	}
+	if !failed {
+		return p.fail(ctx, fasthttp.StatusServiceUnavailable)
+	}
+	return p.fail(ctx, last.status())
+}
+
+// prepare builds the outgoing request from the client's: headers without
+// the hop-by-hop ones, X-Forwarded-*, trace context, and the body (buffered
+// up to StreamThreshold, streamed beyond). It returns a non-zero status to
+// refuse the request.
+func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Context) int {
+	req := &ex.req
+	cl := ctx.Request.Header.ContentLength()
+	if cl > p.o.MaxBodySize {
+		// RFC 9110 §15.5.14. The body is not read, so the connection
+		// cannot be reused.
+		ctx.SetConnectionClose()
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	ctx.Request.Header.CopyTo(&req.Header)
+	ex.scratch = stripHopHeaders(&req.Header, ex.scratch)
+	// The client's Expect: 100-continue was answered by the server when
+	// the handler asked for the body; the node gets the body at once.
+	req.Header.Del("Expect")
+	req.Header.SetProtocolBytes(strHTTP11)
+	ex.scratch = setForwarded(ctx, &req.Header, ex.scratch)
+	p.setRequestTrace(&req.Header, span)
+
+	if !ctx.Request.IsBodyStream() {
+		// The body was read by the server (or ServeService's caller).
+		body := ctx.Request.Body()
+		if len(body) > p.o.MaxBodySize {
+			ctx.SetConnectionClose()
+			return fasthttp.StatusRequestEntityTooLarge
+		}
+		req.SetBodyRaw(body)
+		return 0
+	}
+	stream := ctx.RequestBodyStream()
+	if cl < 0 || cl > p.o.StreamThreshold {
+		ex.body = requestBody{r: stream, left: int64(p.o.MaxBodySize)}
+		ex.streamed = true
+		req.SetBodyStream(&ex.body, cl)
+		return 0
+	}
+	if cl > 0 {
+		if cap(ex.bodyBuf) < cl {
+			ex.bodyBuf = make([]byte, cl)
+		}
+		b := ex.bodyBuf[:cl]
+		if _, err := io.ReadFull(stream, b); err != nil {
+			ctx.SetConnectionClose()
+			return fasthttp.StatusBadRequest
+		}
+		req.SetBodyRaw(b)
+	}
+	return 0
+}
+
+// Error bodies, JSON as everywhere in Maxine.
+var errorBodies = map[int][]byte{
+	fasthttp.StatusBadRequest:            []byte(`{"message":"Bad Request"}`),
+	fasthttp.StatusNotFound:              []byte(`{"message":"Not Found"}`),
+	fasthttp.StatusRequestEntityTooLarge: []byte(`{"message":"Payload Too Large"}`),
+	fasthttp.StatusBadGateway:            []byte(`{"message":"Bad Gateway"}`),
+	fasthttp.StatusServiceUnavailable:    []byte(`{"message":"Service Unavailable"}`),
+	fasthttp.StatusGatewayTimeout:        []byte(`{"message":"Gateway Timeout"}`),
+	fasthttp.StatusRequestTimeout:        []byte(`{"message":"Request Timeout"}`),
+}
+
+var strJSON = []byte("application/json")
+
+// fail replaces the response with the gateway's own JSON error.
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, status int) int {
+	conn := ctx.Response.ConnectionClose()
+	ctx.Response.Reset()
+	if conn {
+		ctx.Response.SetConnectionClose()
+	}
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strJSON)
+	ctx.Response.SetBodyRaw(errorBodies[status])
+	return status
+}
+
+// reject answers a malformed request 400 and closes the connection: after
+// a framing error the rest of the byte stream cannot be trusted.
+func (p *Proxy) reject(ctx *fasthttp.RequestCtx) {
+	if p.metrics != nil {
+		p.metrics.rejected.Inc()
+	}
+	ctx.SetConnectionClose()
+	p.fail(ctx, fasthttp.StatusBadRequest)
+}
+
+// InFlight returns the number of requests being proxied.
+func (p *Proxy) InFlight() int64 { return p.inFlight.Load() }
+
+var _ lb.NodeState = (*serviceTable)(nil)

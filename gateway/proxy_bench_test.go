@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/config"
+	"github.com/maxine-io/maxine/registry"
+)
+
+// benchProxy returns a Proxy (without Run: New loads the registry) over
+// service "svc" with nodes of weights 3, 2 and 1 at port.
+func benchProxy(tb testing.TB, port int, mod func(*Options)) (*Proxy, *config.Store) {
+	tb.Helper()
+	reg := registry.New(registry.Options{})
+	for i, w := range []int{3, 2, 1} {
+		_, err := reg.Register(registry.Registration{
+			ServiceName: "svc", NodeName: "n" + string(rune('a'+i)), HostName: "127.0.0.1",
+			Port: port, Weight: w, TimeOut: 3600,
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	settings := config.New(config.Defaults())
+	o := Options{Registry: reg, Settings: settings, HostSuffix: "svc.local"}
+	if mod != nil {
+		mod(&o)
+	}
+	p, err := New(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, settings
+}
+
+func benchCtx(raw string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	if err := req.ReadLimitBody(bufioReader(raw), 0); err != nil {
+		panic(err)
+	}
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 40000}, nil)
+	return ctx
+}
+
+// hotPath is the per-request work before any I/O: validate, route, pick a
+// node through lb with the table's breaker/health view. It must allocate
+// nothing and take no lock (SPEC 4).
+func hotPath(p *Proxy, ctx *fasthttp.RequestCtx, ex *exchange) *upstream {
+	if !validRequest(ctx) {
+		return nil
+	}
+	svc, _ := p.route(ctx, ctx.URI().PathOriginal())
+	if svc == nil {
+		return nil
+	}
+	t := svc.table.Load()
+	s := p.strategy()
+	var key []byte
+	if s == config.ConsistentHashing || s == config.RendezvousHashing {
+		key = p.hashKey(ctx, ex)
+	}
+	i := p.pick(t, s, key, ex)
+	if i < 0 {
+		return nil
+	}
+	return t.vnodes[i]
+}
+
+var hotCases = []struct {
+	name string
+	raw  string
+}{
+	{"path", "GET /svc/items/42?x=1 HTTP/1.1\r\nHost: gw.example.com:8000\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"},
+	{"host", "GET /items/42 HTTP/1.1\r\nHost: svc.svc.local:8000\r\nUser-Agent: bench\r\n\r\n"},
+	{"header", "GET /items/42 HTTP/1.1\r\nHost: gw\r\nX-Maxine-Service: svc\r\n\r\n"},
+}
+
+var strategies = []config.Strategy{config.RoundRobin, config.ConsistentHashing, config.RendezvousHashing, config.LeastRequest}
+
+func BenchmarkHotPath(b *testing.B) {
+	p, settings := benchProxy(b, 1, nil)
+	// One open breaker, so selection has something to skip.
+	p.routes.Load().exact["svc"].table.Load().nodes[2].openUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	for _, s := range strategies {
+		settings.Update(func(st *config.Settings) { st.Strategy = s })
+		for _, c := range hotCases {
+			b.Run(s.String()+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					ctx := benchCtx(c.raw)
+					ex := new(exchange)
+					for pb.Next() {
+						if hotPath(p, ctx, ex) == nil {
+							b.Fatal("no node")
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestHotPathAllocs guards the zero-allocation claim without timing.
+func TestHotPathAllocs(t *testing.T) {
+	p, settings := benchProxy(t, 1, nil)
+	for _, s := range strategies {
+		settings.Update(func(st *config.Settings) { st.Strategy = s })
+		for _, c := range hotCases {
+			ctx := benchCtx(c.raw)
+			ex := new(exchange)
+			hotPath(p, ctx, ex) // CH builds its ring on first use
+			if n := testing.AllocsPerRun(200, func() {
+				if hotPath(p, ctx, ex) == nil {
+					t.Fatal("no node")
+				}
+			}); n != 0 {
+				t.Errorf("%s/%s: %.1f allocs per request", s, c.name, n)
+			}
+		}
+	}
+}
+
+// benchUpstream is a minimal fasthttp node on loopback.
+func benchUpstream(tb testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString("hello from the node")
+	}}
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// BenchmarkProxy/direct calls ServeHTTP with a reused RequestCtx: the
+// allocations are the gateway's own (plus the in-process node's). /server
+// goes through the gateway listener with a fasthttp client, everything in
+// one process on loopback.
+func BenchmarkProxy(b *testing.B) {
+	port := benchUpstream(b)
+	p, _ := benchProxy(b, port, func(o *Options) { o.Metrics = nil })
+
+	b.Run("direct", func(b *testing.B) {
+		raw := "GET /svc/items/42?x=1 HTTP/1.1\r\nHost: gw\r\nUser-Agent: bench\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n"
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := benchCtx(raw)
+			for pb.Next() {
+				ctx.Response.Reset()
+				p.ServeHTTP(ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("status %d", ctx.Response.StatusCode())
+				}
+			}
+		})
+	})
+
+	b.Run("server", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := NewServer(p, ServerOptions{})
+		go srv.Serve(ln)
+		defer srv.Shutdown()
+		c := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 64}
+		url := "http://" + ln.Addr().String() + "/svc/items/42"
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(url)
+			for pb.Next() {
+				if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Fatalf("%v %d", err, resp.StatusCode())
+				}
+			}
+		})
+	})
+}
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A POST whose connect was refused never reached the node and is retried
+// elsewhere; every POST reaches exactly one node.
+func TestRetryNeverReached(t *testing.T) {
+	f := newFixture(t, nil)
+	dead := startBackend(t, "dead", nil)
+	live := startBackend(t, "live", nil)
+	f.register("svc", "dead", dead, 1, nil)
+	f.register("svc", "live", live, 1, nil)
+	dead.kill()
+	f.waitNodes("svc", 2)
+	for i := 0; i < 20; i++ {
+		if status, _, body := f.do("POST", "/svc/x", nil, nil); status != 200 {
+			t.Fatalf("POST %d: %d %s", i, status, body)
+		}
+	}
+	if live.hits.Load() != 20 {
+		t.Fatalf("live node got %d POSTs, want 20", live.hits.Load())
+	}
+}
+
+// A POST answered 503 may have had effects: it is not retried. A GET is,
+// on a different node.
+func TestRetryIdempotentOnly(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Breaker.Disabled = true })
+	busy := startBackend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("busy"))
+	})
+	ok := startBackend(t, "ok", nil)
+	f.register("svc", "busy", busy, 1, nil)
+	f.register("svc", "ok", ok, 1, nil)
+	f.waitNodes("svc", 2)
+	posts503 := 0
+	for i := 0; i < 10; i++ {
+		status, _, body := f.do("POST", "/svc/x", nil, nil)
+		if status == http.StatusServiceUnavailable {
+			posts503++
+			if string(body) != "busy" {
+				t.Fatalf("the node's 503 was not passed through: %q", body)
+			}
+		}
+	}
+	if posts503 != 5 || busy.hits.Load() != 5 || ok.hits.Load() != 5 {
+		t.Fatalf("POSTs: %d 503s, busy %d, ok %d; want 5/5/5", posts503, busy.hits.Load(), ok.hits.Load())
+	}
+	for i := 0; i < 10; i++ {
+		if status, _, _ := f.do("GET", "/svc/x", nil, nil); status != 200 {
+			t.Fatalf("GET %d: %d", i, status)
+		}
+	}
+	if ok.hits.Load() != 15 {
+		t.Fatalf("ok got %d", ok.hits.Load())
+	}
+}
+
+// When every node fails, the retry budget keeps the load on the nodes
+// close to the request rate instead of (1+MaxRetries) times it.
+func TestRetryBudgetStopsStorm(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Breaker.Disabled = true // only the budget stands between us and the storm
+		o.MaxRetries = 2
+	})
+	var hits atomic.Int64
+	for i := range 3 {
+		b := startBackend(t, "n"+strconv.Itoa(i), func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		b.keep = false
+		f.register("svc", b.name, b, 1, nil)
+	}
+	f.waitNodes("svc", 3)
+	const requests, workers = 400, 8
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= requests {
+				resp, err := f.client.Get(f.url + "/svc/x")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	// retries ≤ budget × requests + capacity + refill over the elapsed time
+	// (+2: deposits racing the capacity clamp may overshoot it briefly).
+	limit := int64(requests*1.2) + budgetCapacity/budgetUnit + int64(elapsed.Seconds()+1)*budgetMinPerSecond + 2
+	got := hits.Load()
+	t.Logf("%d requests, %d attempts (limit %d) in %s", requests, got, limit, elapsed)
+	if got > limit {
+		t.Fatalf("%d attempts for %d requests: the budget did not hold (limit %d)", got, requests, limit)
+	}
+	if got <= requests {
+		t.Fatalf("no retry at all (%d attempts)", got)
+	}
+}
+
+func TestRetryBudgetUnit(t *testing.T) {
+	var b retryBudget
+	b.init(0.2, time.Now())
+	n := 0
+	for b.withdraw() {
+		n++
+	}
+	if n != budgetCapacity/budgetUnit {
+		t.Fatalf("initial capacity %d", n)
+	}
+	for range 40 {
+		b.onRequest()
+	}
+	n = 0
+	for b.withdraw() {
+		n++
+	}
+	if n != 8 {
+		t.Fatalf("40 requests bought %d retries, want 8", n)
+	}
+	for range 1000 {
+		b.onRequest()
+	}
+	n = 0
+	for b.withdraw() {
+		n++
+	}
+	if n != budgetCapacity/budgetUnit {
+		t.Fatalf("the bucket holds %d retries, want its capacity", n)
+	}
+	// The time-based reserve: a second later there is one more.
+	b.lastRefill.Add(-int64(time.Second))
+	if !b.withdraw() || b.withdraw() {
+		t.Fatal("time-based refill")
+	}
+}
+
+func TestOutlierEjection(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Breaker.Disabled = true
+		o.OutlierConsecutive5xx = 3
+		o.OutlierEjectionTime = time.Minute
+		o.MaxRetries = -1
+	})
+	bad := startBackend(t, "bad", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+	bad.keep = false
+	var goods []*backend
+	for _, name := range []string{"g1", "g2"} {
+		g := startBackend(t, name, nil)
+		g.keep = false
+		goods = append(goods, g)
+		f.register("svc", name, g, 1, nil)
+	}
+	f.register("svc", "bad", bad, 1, nil)
+	f.waitNodes("svc", 3)
+	for i := 0; i < 30; i++ {
+		f.do("GET", "/svc/x", nil, nil)
+	}
+	if bad.hits.Load() != 3 {
+		t.Fatalf("bad node got %d requests, want 3 before its ejection", bad.hits.Load())
+	}
+	if _, healthy, _ := f.p.NodeStatus("svc", "bad-0"); healthy {
+		t.Fatal("ejected node reported healthy")
+	}
+	if goods[0].hits.Load()+goods[1].hits.Load() != 27 {
+		t.Fatal("requests lost")
+	}
+}

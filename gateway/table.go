@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/lb"
+	"github.com/maxine-io/maxine/registry"
+)
+
+// service is one routable service. It lives as long as the service has
+// nodes in the registry; its table is replaced on every membership change.
+// The request path reads only atomics here.
+type service struct {
+	name    string
+	table   atomic.Pointer[serviceTable]
+	budget  retryBudget
+	metrics *serviceMetrics // nil when metrics are off
+}
+
+// serviceTable is the immutable routing state of one service at one
+// registry snapshot: the snapshot, its selection table, and the upstream of
+// every virtual node. A request loads it once and uses it throughout, so a
+// concurrent rebuild never shows it half-done. Tables are built only by the
+// Proxy's writer (Run, under Proxy.mu) and must not be modified afterwards.
+type serviceTable struct {
+	svc      *service
+	snap     *registry.Snapshot
+	lb       *lb.Table
+	vnodes   []*upstream          // by virtual-node index, as in snap.Nodes
+	nodes    []*upstream          // one per parent node, in first-seen order
+	byParent map[string]*upstream // parent node name -> upstream
+}
+
+// Usable implements lb.NodeState: a virtual node may be chosen when its
+// parent is not marked down by health checks, its breaker is not open and
+// it is not ejected. It reads atomics only.
+func (t *serviceTable) Usable(i int) bool { return t.vnodes[i].usable() }
+
+// InFlight implements lb.NodeState with the parent's outstanding requests.
+func (t *serviceTable) InFlight(i int) int64 { return t.vnodes[i].inFlight.Load() }
+
+// usableNodes counts the parents that are usable now (nodes_active metric,
+// outlier ejection limit).
+func (t *serviceTable) usableNodes() int {
+	n := 0
+	for _, u := range t.nodes {
+		if u.usable() {
+			n++
+		}
+	}
+	return n
+}
+
+// excluding is the lb.NodeState of a retry: the table's view minus the
+// parents already tried, so a retry goes to a different node.
+type excluding struct {
+	t     *serviceTable
+	tried []*upstream
+}
+
+func (e *excluding) Usable(i int) bool {
+	u := e.t.vnodes[i]
+	for _, x := range e.tried {
+		if x == u {
+			return false
+		}
+	}
+	return u.usable()
+}
+
+func (e *excluding) InFlight(i int) int64 { return e.t.vnodes[i].inFlight.Load() }
+
+// upstream is one registered (parent) node as the data plane sees it: its
+// connection pool, breaker and health. It is shared by all of the node's
+// virtual nodes and kept across table rebuilds while the node's address
+// stays the same, so pools, breaker counts and health verdicts survive
+// unrelated membership changes. Hot fields are atomics; health-check
+// bookkeeping is under hmu. An upstream must not be copied.
+type upstream struct {
+	service string
+	name    string // parent node name
+	address string // http(s)://host[:port][/base]
+
+	// uriPrefix is "scheme://host:port/base": a request URI is this plus
+	// the forwarded path and query.
+	uriPrefix []byte
+	hostport  string
+	isTLS     bool
+	svc       *service
+	p         *Proxy
+
+	// conn is the node's connection pool and breaker, created on first
+	// use: a registry of 100,000 nodes costs a pool (about 1.3 KiB) only
+	// for the nodes that see traffic.
+	conn atomic.Pointer[nodeConn]
+
+	inFlight     atomic.Int64
+	down         atomic.Bool  // marked down by active health checks
+	openUntil    atomic.Int64 // unix nanos until which the open breaker refuses; 0 = not open
+	ejectedUntil atomic.Int64 // unix nanos until which the node is ejected; 0 = not ejected
+	consecFail   atomic.Int64 // consecutive failed attempts (passive outlier detection)
+	retired      atomic.Bool  // no longer in any table
+
+	hmu         sync.Mutex // guards the health-check fields below
+	healthPath  string
+	checkFails  int
+	checkPasses int
+	lastCheck   time.Time
+	lastError   string
+}
+
+// nodeConn is what an upstream needs to send requests.
+type nodeConn struct {
+	client  *fasthttp.HostClient
+	breaker *breaker // nil when breakers are disabled
+}
+
+// connection returns the node's pool and breaker, creating them on first
+// use. Concurrent first uses may each build one; one wins, the others are
+// dropped before they open a connection.
+func (u *upstream) connection() *nodeConn {
+	if c := u.conn.Load(); c != nil {
+		return c
+	}
+	c := &nodeConn{client: u.p.newHostClient(u.hostport, u.isTLS)}
+	if !u.p.o.Breaker.Disabled {
+		c.breaker = u.p.newBreaker(u.svc, u)
+	}
+	if u.conn.CompareAndSwap(nil, c) {
+		return c
+	}
+	return u.conn.Load()
+}
+
+// breakerState is the breaker's state for reports: "closed" before the
+// node was first used, "disabled" without breakers.
+func (u *upstream) breakerState() (state string, consecutiveFailures int) {
+	if u.p.o.Breaker.Disabled {
+		return "disabled", 0
+	}
+	c := u.conn.Load()
+	if c == nil {
+		return "closed", 0
+	}
+	return c.breaker.state(), c.breaker.consecutiveFailures()
+}
+
+// usable reports whether selection may choose the node. time.Now is read
+// only when the node is (or was) open or ejected, so the common case is
+// three atomic loads.
+func (u *upstream) usable() bool {
+	if u.down.Load() {
+		return false
+	}
+	open, ej := u.openUntil.Load(), u.ejectedUntil.Load()
+	if open == 0 && ej == 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	return now >= open && now >= ej
+}
+
+// newUpstream builds the upstream of node n; its pool comes with first use.
+func (p *Proxy) newUpstream(svc *service, n *registry.Node) *upstream {
+	scheme, hostport, base := splitAddress(n.Address)
+	u := &upstream{
+		service:    svc.name,
+		name:       n.Parent,
+		address:    n.Address,
+		healthPath: n.HealthCheckPath,
+		hostport:   hostport,
+		isTLS:      scheme == "https",
+		svc:        svc,
+		p:          p,
+	}
+	u.uriPrefix = append(append(append(u.uriPrefix, scheme...), "://"...), hostport...)
+	u.uriPrefix = append(u.uriPrefix, base...)
+	return u
+}
+
+// splitAddress splits a registry address "http(s)://host[:port][/base]"
+// into scheme, host:port (the port made explicit, as the dialer needs it)
+// and base path.
+func splitAddress(addr string) (scheme, hostport, base string) {
+	scheme = "http"
+	rest := addr
+	if i := strings.Index(addr, "://"); i >= 0 {
+		scheme = strings.ToLower(addr[:i])
+		rest = addr[i+3:]
+	}
+	hostport = rest
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, base = rest[:i], rest[i:]
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		port := "80"
+		if scheme == "https" {
+			port = "443"
+		}
+		hostport = net.JoinHostPort(strings.Trim(hostport, "[]"), port)
+	}
+	return scheme, hostport, strings.TrimRight(base, "/")
+}
+
+// buildTable builds the table of snap, reusing the upstreams of cur whose
+// node kept its address. It returns the upstreams of cur that were not
+// reused, which the caller retires.
+func (p *Proxy) buildTable(svc *service, snap *registry.Snapshot, cur *serviceTable) (*serviceTable, []*upstream) {
+	t := &serviceTable{
+		svc:      svc,
+		snap:     snap,
+		lb:       lb.ForSnapshot(snap),
+		vnodes:   make([]*upstream, len(snap.Nodes)),
+		byParent: make(map[string]*upstream),
+	}
+	for i, n := range snap.Nodes {
+		u := t.byParent[n.Parent]
+		if u == nil {
+			if cur != nil {
+				if old := cur.byParent[n.Parent]; old != nil && old.address == n.Address {
+					u = old
+					u.hmu.Lock()
+					u.healthPath = n.HealthCheckPath
+					u.hmu.Unlock()
+				}
+			}
+			if u == nil {
+				u = p.newUpstream(svc, n)
+			}
+			t.byParent[n.Parent] = u
+			t.nodes = append(t.nodes, u)
+		}
+		t.vnodes[i] = u
+	}
+	var gone []*upstream
+	if cur != nil {
+		for name, old := range cur.byParent {
+			if t.byParent[name] != old {
+				gone = append(gone, old)
+			}
+		}
+	}
+	return t, gone
+}
+
+// retire drops an upstream that left every table: its idle pooled
+// connections are closed (in-flight requests finish on theirs) and the
+// health checker skips it.
+func retire(us []*upstream) {
+	for _, u := range us {
+		u.retired.Store(true)
+		if c := u.conn.Load(); c != nil {
+			c.client.CloseIdleConnections()
+		}
+	}
+}
