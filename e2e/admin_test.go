@@ -377,7 +377,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"port 70000", `{"serviceName":"s","nodeName":"n","hostName":"127.0.0.1","port":70000}`, "application/json", 400},
 		{"empty host", `{"serviceName":"s","nodeName":"n","hostName":""}`, "application/json", 400},
 		{"non-JSON content type", `{"serviceName":"s","nodeName":"n","hostName":"h"}`, "text/plain", 400},
-		{"2 MB body", `{"serviceName":"` + strings.Repeat("a", 2<<20) + `","nodeName":"n","hostName":"h"}`, "application/json", 413},
 	}
 	for _, c := range cases {
 		r := call(t, "POST", in.admin+"/api/maxine/serviceops/register", "", c.body, "Content-Type", c.ctype)
@@ -392,6 +391,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Errorf("%s: message %q", c.name, r.msg())
 			}
 		}
+	}
+	// A 2 MB body is refused from its Content-Length, before it is read:
+	// write the head on a raw connection and read the answer.
+	if status := rawStatus(t, in.admin, "POST /api/maxine/serviceops/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2097152\r\n\r\n{\"serviceName\":"); status != 413 {
+		t.Errorf("2 MB body: %d, want 413", status)
 	}
 	after := in.call("GET", "/api/maxine/serviceops/servers", viewer, "")
 	var b, a map[string]any

@@ -54,7 +54,7 @@ func (p *Proxy) newBreaker(svc *service, u *upstream) *breaker {
 			} else {
 				u.openUntil.Store(0)
 			}
-			if m := svc.metrics; m != nil {
+			if m := p.serviceMetrics(svc); m != nil {
 				m.breakerTransition(to)
 			}
 			p.notify(notice{kind: noticeBreaker, service: u.service, node: u.name, from: from.String(), to: to.String()})

@@ -14,9 +14,10 @@ import (
 // service disappears), a status class, an error kind, a breaker state —
 // never a path or a client address.
 //
-// Per-service metric objects are created with the service, so a request
-// updates counters through pointers it already holds: no name building and
-// no map lookup on the request path.
+// Per-service metric objects are created on the service's first request
+// and then reached through an atomic pointer, so a request updates counters
+// through pointers it already holds: no name building and no map lookup on
+// the request path. The nodes_active gauge exists from registration on.
 
 // proxyMetrics are the proxy-wide metrics.
 type proxyMetrics struct {
@@ -72,14 +73,47 @@ func (pm *proxyMetrics) forService(svc *service) *serviceMetrics {
 	hist := "maxine_gateway_request_duration_seconds{" + label + "}"
 	m.names = append(m.names, hist)
 	m.duration = pm.set.GetOrCreatePrometheusHistogram(hist)
-	gauge := "maxine_gateway_nodes_active{" + label + "}"
-	m.names = append(m.names, gauge)
-	pm.set.GetOrCreateGauge(gauge, func() float64 {
+	return m
+}
+
+// nodesGauge registers svc's maxine_gateway_nodes_active gauge and returns
+// its name.
+func (pm *proxyMetrics) nodesGauge(svc *service) string {
+	name := `maxine_gateway_nodes_active{service="` + escapeLabel(svc.name) + `"}`
+	pm.set.GetOrCreateGauge(name, func() float64 {
 		if t := svc.table.Load(); t != nil {
 			return float64(t.usableNodes())
 		}
 		return 0
 	})
+	return name
+}
+
+// remove unregisters svc's series once the service is gone, so that the
+// series count follows the registry, not its history.
+func (pm *proxyMetrics) remove(svc *service) {
+	svc.mmu.Lock()
+	defer svc.mmu.Unlock()
+	svc.removed = true
+	pm.set.UnregisterMetric(svc.gauge)
+	if m := svc.metrics.Load(); m != nil {
+		m.unregister()
+	}
+}
+
+// serviceMetrics returns svc's metrics, creating them on first use; nil
+// when metrics are off or the service is gone.
+func (p *Proxy) serviceMetrics(svc *service) *serviceMetrics {
+	if m := svc.metrics.Load(); m != nil || p.metrics == nil {
+		return m
+	}
+	svc.mmu.Lock()
+	defer svc.mmu.Unlock()
+	if m := svc.metrics.Load(); m != nil || svc.removed {
+		return m
+	}
+	m := p.metrics.forService(svc)
+	svc.metrics.Store(m)
 	return m
 }
 

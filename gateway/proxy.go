@@ -120,6 +120,10 @@ func New(o Options) (*Proxy, error) {
 	return p, nil
 }
 
+// rebuildWindow is how long Run lets registry changes accumulate before it
+// rebuilds the affected tables.
+const rebuildWindow = 2 * time.Millisecond
+
 // Run follows the registry until done is closed: it applies every change to
 // the affected service's table (a full resync after a subscription
 // overflow), runs the active health checks, and delivers events to the
@@ -155,6 +159,11 @@ func (p *Proxy) Run(done <-chan struct{}) {
 			p.drainNotices()
 			return
 		case <-sub.Ready():
+			// Let a burst of registrations land before rebuilding, so a
+			// storm costs one table per service per window, not one per
+			// registration. Requests that arrive first for a brand-new
+			// service are served by lookupSlow.
+			time.Sleep(rebuildWindow)
 			var overflowed bool
 			events, overflowed = sub.Take(events[:0])
 			p.mu.Lock()
@@ -193,7 +202,7 @@ func (p *Proxy) applyLocked(name string) bool {
 		svc = &service{name: name}
 		svc.budget.init(p.o.RetryBudget, time.Now())
 		if p.metrics != nil {
-			svc.metrics = p.metrics.forService(svc)
+			svc.gauge = p.metrics.nodesGauge(svc)
 		}
 		p.services[name] = svc
 		created = true
@@ -211,8 +220,8 @@ func (p *Proxy) removeLocked(svc *service) {
 	if t := svc.table.Load(); t != nil {
 		retire(t.nodes)
 	}
-	if svc.metrics != nil {
-		svc.metrics.unregister()
+	if p.metrics != nil {
+		p.metrics.remove(svc)
 	}
 }
 
@@ -313,7 +322,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	status := p.proxy(ctx, svc, ex, span, start)
 	p.setResponseTrace(&ctx.Response.Header, span)
 	d := time.Since(start)
-	if m := svc.metrics; m != nil {
+	if m := p.serviceMetrics(svc); m != nil {
 		m.observe(status, d)
 	}
 	if p.o.Traces != nil {
@@ -353,11 +362,12 @@ func (p *Proxy) hashKey(ctx *fasthttp.RequestCtx, ex *exchange) []byte {
 // pick passes the table itself as lb.NodeState; retries pass the
 // exchange's excluding view. Neither allocates.
 func (p *Proxy) pick(t *serviceTable, s config.Strategy, key []byte, ex *exchange) int {
+	sel := lb.ForSnapshot(t.snap)
 	if ex.ntried == 0 {
-		return t.lb.Pick(s, key, t)
+		return sel.Pick(s, key, t)
 	}
 	ex.excl = excluding{t: t, tried: ex.tried[:ex.ntried]}
-	return t.lb.Pick(s, key, &ex.excl)
+	return sel.Pick(s, key, &ex.excl)
 }
 
 // proxy runs the attempts of one request and writes the response; it
@@ -402,7 +412,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 			finish(pendU, pend)
 			pend, pendU, failed = nil, nil, false
 			retries++
-			if m := svc.metrics; m != nil {
+			if m := svc.metrics.Load(); m != nil {
 				m.retries.Inc()
 			}
 		}
@@ -425,7 +435,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 			ctx.SetConnectionClose()
 			return p.fail(ctx, out.status())
 		}
-		if m := svc.metrics; m != nil {
+		if m := p.serviceMetrics(svc); m != nil {
 			m.upstreamError(out)
 		}
 		pend, pendU, last, failed, anyFailed = resp, u, out, true, true

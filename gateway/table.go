@@ -9,7 +9,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/maxine-io/maxine/lb"
 	"github.com/maxine-io/maxine/registry"
 )
 
@@ -17,21 +16,29 @@ import (
 // nodes in the registry; its table is replaced on every membership change.
 // The request path reads only atomics here.
 type service struct {
-	name    string
-	table   atomic.Pointer[serviceTable]
-	budget  retryBudget
-	metrics *serviceMetrics // nil when metrics are off
+	name   string
+	table  atomic.Pointer[serviceTable]
+	budget retryBudget
+
+	// metrics are created on the service's first request (serviceMetrics):
+	// 10,000 registered services that see no gateway traffic cost no
+	// series. nil when metrics are off or before the first request.
+	metrics atomic.Pointer[serviceMetrics]
+	mmu     sync.Mutex // serializes creating and unregistering metrics
+	removed bool       // guarded by mmu: the service left the registry
+	gauge   string     // name of the nodes_active gauge, "" when metrics are off
 }
 
 // serviceTable is the immutable routing state of one service at one
-// registry snapshot: the snapshot, its selection table, and the upstream of
-// every virtual node. A request loads it once and uses it throughout, so a
+// registry snapshot: the snapshot and the upstream of every virtual node.
+// The selection table is the snapshot's own (lb.ForSnapshot), built on the
+// first pick, so a registration storm that replaces a table many times a
+// second pays for selection tables only of snapshots that see traffic. A request loads it once and uses it throughout, so a
 // concurrent rebuild never shows it half-done. Tables are built only by the
 // Proxy's writer (Run, under Proxy.mu) and must not be modified afterwards.
 type serviceTable struct {
 	svc      *service
 	snap     *registry.Snapshot
-	lb       *lb.Table
 	vnodes   []*upstream          // by virtual-node index, as in snap.Nodes
 	nodes    []*upstream          // one per parent node, in first-seen order
 	byParent map[string]*upstream // parent node name -> upstream
@@ -215,7 +222,6 @@ func (p *Proxy) buildTable(svc *service, snap *registry.Snapshot, cur *serviceTa
 	t := &serviceTable{
 		svc:      svc,
 		snap:     snap,
-		lb:       lb.ForSnapshot(snap),
 		vnodes:   make([]*upstream, len(snap.Nodes)),
 		byParent: make(map[string]*upstream),
 	}

@@ -29,7 +29,9 @@ func TestSettingsPrecedence(t *testing.T) {
 				o.redisPrefix == "maxine:registry" && o.jwtTTL == 30*time.Minute
 		}},
 		{"env applies", nil, map[string]string{"MAXINE_GATEWAY_ADDR": ":9000", "MAXINE_HEARTBEAT_TIMEOUT": "7", "MAXINE_JWT_SECRET": "s"},
-			func(o *options) bool { return o.gatewayAddr == ":9000" && o.heartbeatTimeout == 7 && o.jwtSecret == "s" }},
+			func(o *options) bool {
+				return o.gatewayAddr == ":9000" && o.heartbeatTimeout == 7 && o.jwtSecret == "s"
+			}},
 		{"flag wins over env", []string{"--gateway-addr", ":9100"}, map[string]string{"MAXINE_GATEWAY_ADDR": ":9000"},
 			func(o *options) bool { return o.gatewayAddr == ":9100" }},
 		{"bool flag", []string{"--metrics=false"}, nil, func(o *options) bool { return !o.metricsOn }},

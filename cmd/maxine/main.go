@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	pprofhttp "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -77,7 +79,7 @@ type options struct {
 	signinPerMinute                            int
 	drainTimeout, drainDelay                   time.Duration
 	maxNodes                                   int
-	cpuProfile                                 string
+	cpuProfile, pprofAddr                      string
 	gatewayEnabled                             bool
 	operatorUser, operatorPass, viewerUser     string
 	viewerPass, adminUser, adminPass           string
@@ -156,6 +158,7 @@ func defineSettings(o *options, s *settings) {
 	s.Duration(&o.drainTimeout, "drain-timeout", "MAXINE_DRAIN_TIMEOUT", 20*time.Second, "on SIGTERM, how long in-flight requests may finish")
 	s.Duration(&o.drainDelay, "drain-delay", "MAXINE_DRAIN_DELAY", 0, "on SIGTERM, how long to keep accepting with health DOWN before closing the listeners (let load balancers notice)")
 	s.String(&o.cpuProfile, "cpuprofile", "", "", "write a CPU profile to this file until exit")
+	s.String(&o.pprofAddr, "pprof-addr", "MAXINE_PPROF_ADDR", "", "serve net/http/pprof on this address (keep it on loopback; empty = off)")
 	s.Bool(&o.showVersion, "version", "", false, "print the version and exit")
 }
 
@@ -336,7 +339,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	settingsStore.Update(func(st *config.Settings) { st.Port = defaults.Port })
 	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
 
-	// Observability.
+	// Observability. # HELP/# TYPE lines make the exposition typed (a
+	// histogram is a histogram to Prometheus, not three untyped series).
+	metrics.ExposeMetadata(true)
 	set := metrics.NewSet()
 	audit, err := observe.NewAudit(observe.AuditOptions{Dir: o.dataDir, RingSize: o.auditRing})
 	if err != nil {
@@ -395,6 +400,21 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	adm, err := admin.New(adminOpts)
 	if err != nil {
 		return err
+	}
+
+	if o.pprofAddr != "" {
+		pln, err := net.Listen("tcp", o.pprofAddr)
+		if err != nil {
+			return fmt.Errorf("MAXINE_PPROF_ADDR (--pprof-addr) %s: %w", o.pprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprofhttp.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprofhttp.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprofhttp.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprofhttp.Trace)
+		psrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go psrv.Serve(pln)
+		defer psrv.Close()
 	}
 
 	// Listen before starting anything else so a busy port fails fast.
