@@ -102,11 +102,11 @@ type Options struct {
 
 // Server is the admin API. Create it with New; it must not be copied.
 type Server struct {
-	o         Options
-	router    *router.Router
-	m         *adminMetrics
-	start     time.Time
-	traceHdr  string
+	o        Options
+	router   *router.Router
+	m        *adminMetrics
+	start    time.Time
+	traceHdr string
 }
 
 // New builds the admin API.
