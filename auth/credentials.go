@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/maxine-io/maxine/internal/atomicfile"
 )
 
 // CredentialsFile is the name of the file-backed admin's credentials file
@@ -95,43 +98,11 @@ func storeCredentials(path string, st *adminState, now time.Time) error {
 	}
 	data = append(data, '\n')
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+CredentialsFile+".*.tmp") // created 0600
-	if err != nil {
-		return fmt.Errorf("auth: cannot write admin credentials file %q: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	// CreateTemp already uses 0600; Chmod states the requirement and
-	// covers platforms or umasks that would do otherwise.
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("auth: cannot write admin credentials file %q: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("auth: cannot write admin credentials file %q: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("auth: cannot sync admin credentials file %q: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("auth: cannot write admin credentials file %q: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("auth: cannot replace admin credentials file %q: %w", path, err)
-	}
-	ok = true
-	// Make the rename itself durable. Not every platform can fsync a
-	// directory; the file contents are already safe, so failures here are
-	// ignored.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := atomicfile.Write(path, atomicfile.Options{}, func(w *bufio.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		return fmt.Errorf("auth: cannot store admin credentials: %w", err)
 	}
 	return nil
 }

@@ -126,11 +126,8 @@ func (p *Proxy) startSpan(ctx *fasthttp.RequestCtx) trace.Context {
 		return parent.Child()
 	}
 	c := trace.New()
-	if id := ctx.Request.Header.Peek(p.o.TraceHeader); len(id) == 32 {
-		var tid [16]byte
-		if decodeLowerHex(tid[:], id) && tid != ([16]byte{}) {
-			c.TraceID = tid
-		}
+	if id, ok := trace.ParseTraceID(ctx.Request.Header.Peek(p.o.TraceHeader)); ok {
+		c.TraceID = id
 	}
 	return c
 }
@@ -149,26 +146,4 @@ func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, span trace.Context)
 	var b [64]byte
 	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
 	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
-}
-
-func decodeLowerHex(dst, src []byte) bool {
-	for i := range dst {
-		hi, ok1 := unhex(src[2*i])
-		lo, ok2 := unhex(src[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
-	}
-	return true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
 }

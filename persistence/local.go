@@ -15,12 +15,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/maxine-io/maxine/config"
 	"github.com/maxine-io/maxine/registry"
+
+	"github.com/maxine-io/maxine/internal/atomicfile"
 )
 
 // FileName is the name of the state file inside the data directory.
@@ -32,7 +33,7 @@ const Format = 1
 
 // tmpPattern names temporary files (os.CreateTemp replaces the '*'). They
 // share the directory with the target so the final rename is atomic.
-const tmpPattern = FileName + ".tmp-*"
+var tmpPattern = atomicfile.TempPattern(FileName)
 
 // State is what the local store persists.
 type State struct {
@@ -188,49 +189,8 @@ func (f *LocalFile) Save(s State) (err error) {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return fmt.Errorf("cannot create state directory %q: %w", f.dir, err)
 	}
-	tmp, err := os.CreateTemp(f.dir, tmpPattern)
-	if err != nil {
-		return fmt.Errorf("cannot create temporary state file in %q: %w", f.dir, err)
-	}
-	tmpName := tmp.Name()
-	closed := false
-	defer func() {
-		if err != nil {
-			if !closed {
-				tmp.Close()
-			}
-			os.Remove(tmpName)
-		}
-	}()
-
-	bw := bufio.NewWriterSize(tmp, 256<<10)
-	if err := encodeState(bw, &s); err != nil {
-		return fmt.Errorf("cannot write temporary state file %q: %w", tmpName, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("cannot write temporary state file %q: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("cannot fsync temporary state file %q: %w", tmpName, err)
-	}
-	closed = true
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cannot close temporary state file %q: %w", tmpName, err)
-	}
-	if f.beforeRename != nil {
-		if err := f.beforeRename(tmpName); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmpName, f.path); err != nil {
-		return fmt.Errorf("cannot replace state file %q: %w", f.path, err)
-	}
-	if err := syncDir(f.dir); err != nil {
-		// The new file is in place; only the durability of the rename is
-		// in doubt, so there is nothing to undo.
-		return fmt.Errorf("cannot fsync state directory %q: %w", f.dir, err)
-	}
-	return nil
+	return atomicfile.Write(f.path, atomicfile.Options{BufferSize: 256 << 10, BeforeRename: f.beforeRename},
+		func(w *bufio.Writer) error { return encodeState(w, &s) })
 }
 
 // encodeState streams s as JSON, one node per line, so that the encoder
@@ -263,21 +223,4 @@ func encodeState(w *bufio.Writer, s *State) error {
 	}
 	_, err := w.WriteString("]}\n")
 	return err // bufio.Writer errors are sticky: this reports any earlier one
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable. Windows
-// cannot open directories for syncing and orders renames itself.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

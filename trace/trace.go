@@ -42,6 +42,16 @@ func Parse(v []byte) (Context, bool) {
 	return c, true
 }
 
+// ParseTraceID parses a 32-character lower-case hex trace id (as sent in
+// x-trace-id); the all-zero id is refused.
+func ParseTraceID(v []byte) ([16]byte, bool) {
+	var id [16]byte
+	if !decodeHex(id[:], v) || id == ([16]byte{}) {
+		return id, false
+	}
+	return id, true
+}
+
 // decodeHex decodes lower-case hex only, as the recommendation requires.
 func decodeHex(dst []byte, src []byte) bool {
 	if len(src) != 2*len(dst) {

@@ -76,3 +76,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTraceID(t *testing.T) {
+	if id, ok := ParseTraceID([]byte("4bf92f3577b34da6a3ce929d0e0e4736")); !ok || id[0] != 0x4b || id[15] != 0x36 {
+		t.Fatal("valid id refused")
+	}
+	for _, bad := range []string{"", "4bf92f3577b34da6a3ce929d0e0e473", "4BF92F3577B34DA6A3CE929D0E0E4736", "00000000000000000000000000000000", "zzf92f3577b34da6a3ce929d0e0e4736"} {
+		if _, ok := ParseTraceID([]byte(bad)); ok {
+			t.Fatalf("ParseTraceID(%q) accepted", bad)
+		}
+	}
+}
