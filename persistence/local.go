@@ -19,9 +19,8 @@ import (
 	"time"
 
 	"github.com/maxine-io/maxine/config"
-	"github.com/maxine-io/maxine/registry"
-
 	"github.com/maxine-io/maxine/internal/atomicfile"
+	"github.com/maxine-io/maxine/registry"
 )
 
 // FileName is the name of the state file inside the data directory.
