@@ -238,6 +238,28 @@ func TestAlertWebhook(t *testing.T) {
 	if r := in.call("GET", "/api/actuator/alerts", viewer, ""); !strings.Contains(string(r.body), "breaker_opened") {
 		t.Fatalf("alerts ring: %s", r.body)
 	}
+	if r := in.call("GET", "/api/actuator/audit", viewer, ""); !strings.Contains(string(r.body), `"breaker_open"`) {
+		t.Fatalf("breaker_open not audited: %s", r.body)
+	}
+}
+
+func TestHealthEviction(t *testing.T) {
+	up := newUpstream(t, "sick")
+	in := start(t, "", nil, "--health-evict", "--health-interval", "100ms", "--health-fail", "2", "--health-timeout", "1s")
+	in.register(strings.Replace(up.registration("sick", "s1"), `"timeOut":60`, `"timeOut":60,"healthCheckPath":"/health"`, 1))
+	in.waitRoutable("sick")
+	viewer := in.signIn("viewer", "viewer-pass")
+	up.healthStatus.Store(500)
+	eventually(t, 5*time.Second, "failing node evicted", func() bool {
+		_, ok := in.servers(viewer)["sick"]
+		return !ok
+	})
+	if r := in.call("GET", "/api/actuator/audit", viewer, ""); !strings.Contains(string(r.body), `"eviction"`) {
+		t.Fatalf("eviction not audited: %s", r.body)
+	}
+	if r := in.call("GET", "/api/actuator/alerts", viewer, ""); !strings.Contains(string(r.body), "node_evicted") {
+		t.Fatalf("no node_evicted alert: %s", r.body)
+	}
 }
 
 func TestHangingWebhookBlocksNothing(t *testing.T) {

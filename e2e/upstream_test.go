@@ -20,6 +20,8 @@ type upstream struct {
 	port  int
 	hits  atomic.Int64
 	delay atomic.Int64 // ns to sleep per request
+	// healthStatus is what /health answers (0 = 200).
+	healthStatus atomic.Int64
 
 	mu   sync.Mutex
 	last http.Header
@@ -54,7 +56,11 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.URL.Path == "/health" {
-		w.WriteHeader(200)
+		status := int(u.healthStatus.Load())
+		if status == 0 {
+			status = 200
+		}
+		w.WriteHeader(status)
 		return
 	}
 	w.Header().Set("X-Upstream", u.name)

@@ -47,6 +47,7 @@ type Proxy struct {
 
 	mu       sync.Mutex          // serializes writers: Run and the route-miss refresh
 	services map[string]*service // guarded by mu
+	buildGen uint64              // numbers table builds; guarded by mu
 
 	running  atomic.Bool
 	started  atomic.Bool

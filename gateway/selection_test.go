@@ -139,11 +139,11 @@ func TestPoolsKeptAcrossRebuilds(t *testing.T) {
 	f.register("svc", "a", a, 1, nil)
 	f.waitNodes("svc", 1)
 	f.do("GET", "/svc/x", nil, nil) // creates a's pool
-	before := f.p.routes.Load().exact["svc"].table.Load().byParent["a"]
+	before := f.p.routes.Load().exact["svc"].table.Load().parent("a")
 	b := startBackend(t, "b", nil)
 	f.register("svc", "b", b, 2, nil)
 	f.waitNodes("svc", 2)
-	after := f.p.routes.Load().exact["svc"].table.Load().byParent["a"]
+	after := f.p.routes.Load().exact["svc"].table.Load().parent("a")
 	if before != after || before.conn.Load() == nil || before.conn.Load() != after.conn.Load() {
 		t.Fatal("node a's upstream was rebuilt by b's registration")
 	}
@@ -151,7 +151,7 @@ func TestPoolsKeptAcrossRebuilds(t *testing.T) {
 	a2 := startBackend(t, "a2", nil)
 	f.register("svc", "a", a2, 1, nil)
 	waitFor(t, "a's new address", func() bool {
-		return f.p.routes.Load().exact["svc"].table.Load().byParent["a"].address != before.address
+		return f.p.routes.Load().exact["svc"].table.Load().parent("a").address != before.address
 	})
 	if !before.retired.Load() {
 		t.Fatal("old upstream not retired")

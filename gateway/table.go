@@ -27,6 +27,11 @@ type service struct {
 	mmu     sync.Mutex // serializes creating and unregistering metrics
 	removed bool       // guarded by mmu: the service left the registry
 	gauge   string     // name of the nodes_active gauge, "" when metrics are off
+
+	// upstreams indexes the current table's upstreams by parent node name
+	// for the writer (buildTable); guarded by Proxy.mu, never read by
+	// requests.
+	upstreams map[string]*upstream
 }
 
 // serviceTable is the immutable routing state of one service at one
@@ -39,9 +44,9 @@ type service struct {
 type serviceTable struct {
 	svc      *service
 	snap     *registry.Snapshot
-	vnodes   []*upstream          // by virtual-node index, as in snap.Nodes
-	nodes    []*upstream          // one per parent node, in first-seen order
-	byParent map[string]*upstream // parent node name -> upstream
+	vnodes   []*upstream                          // by virtual-node index, as in snap.Nodes
+	nodes    []*upstream                          // one per parent node, in first-seen order
+	byParent atomic.Pointer[map[string]*upstream] // parent node name -> upstream, built by parent()
 }
 
 // Usable implements lb.NodeState: a virtual node may be chosen when its
@@ -113,6 +118,7 @@ type upstream struct {
 	ejectedUntil atomic.Int64 // unix nanos until which the node is ejected; 0 = not ejected
 	consecFail   atomic.Int64 // consecutive failed attempts (passive outlier detection)
 	retired      atomic.Bool  // no longer in any table
+	gen          uint64       // last table build that included it; Proxy.mu
 
 	hmu         sync.Mutex // guards the health-check fields below
 	healthPath  string
@@ -215,44 +221,70 @@ func splitAddress(addr string) (scheme, hostport, base string) {
 	return scheme, hostport, strings.TrimRight(base, "/")
 }
 
-// buildTable builds the table of snap, reusing the upstreams of cur whose
-// node kept its address. It returns the upstreams of cur that were not
-// reused, which the caller retires.
+// buildTable builds the table of snap. An unchanged node finds its
+// upstream attached to its registry record (no lookup, no hashing: a
+// registration storm rebuilds tables at pointer speed); a node whose
+// registration changed but kept its address reuses its upstream, so
+// pools, breaker counts and health verdicts survive weight or metadata
+// changes. It returns the upstreams of cur that left, which the caller
+// retires. Callers hold p.mu.
 func (p *Proxy) buildTable(svc *service, snap *registry.Snapshot, cur *serviceTable) (*serviceTable, []*upstream) {
-	t := &serviceTable{
-		svc:      svc,
-		snap:     snap,
-		vnodes:   make([]*upstream, len(snap.Nodes)),
-		byParent: make(map[string]*upstream),
-	}
+	p.buildGen++
+	gen := p.buildGen
+	t := &serviceTable{svc: svc, snap: snap, vnodes: make([]*upstream, len(snap.Nodes))}
 	for i, n := range snap.Nodes {
-		u := t.byParent[n.Parent]
-		if u == nil {
-			if cur != nil {
-				if old := cur.byParent[n.Parent]; old != nil && old.address == n.Address {
-					u = old
-					u.hmu.Lock()
-					u.healthPath = n.HealthCheckPath
-					u.hmu.Unlock()
-				}
+		u, _ := n.Attachment().(*upstream)
+		if u == nil || u.svc != svc {
+			u = nil
+			if old := svc.upstreams[n.Parent]; old != nil && old.address == n.Address {
+				u = old
+				u.hmu.Lock()
+				u.healthPath = n.HealthCheckPath
+				u.hmu.Unlock()
 			}
 			if u == nil {
 				u = p.newUpstream(svc, n)
+				if svc.upstreams == nil {
+					svc.upstreams = make(map[string]*upstream)
+				}
+				svc.upstreams[n.Parent] = u
 			}
-			t.byParent[n.Parent] = u
+			n.Attach(u)
+		}
+		if u.gen != gen {
+			u.gen = gen
 			t.nodes = append(t.nodes, u)
 		}
 		t.vnodes[i] = u
 	}
 	var gone []*upstream
 	if cur != nil {
-		for name, old := range cur.byParent {
-			if t.byParent[name] != old {
+		for _, old := range cur.nodes {
+			if old.gen != gen {
 				gone = append(gone, old)
+				if svc.upstreams[old.name] == old {
+					delete(svc.upstreams, old.name)
+				}
 			}
 		}
 	}
 	return t, gone
+}
+
+// parent returns the upstream of the named parent node, or nil. The index
+// is built on first use: only status reports and changed registrations
+// need it.
+func (t *serviceTable) parent(name string) *upstream {
+	m := t.byParent.Load()
+	if m == nil {
+		idx := make(map[string]*upstream, len(t.nodes))
+		for _, u := range t.nodes {
+			idx[u.name] = u
+		}
+		t.byParent.CompareAndSwap(nil, &idx)
+		m = t.byParent.Load()
+	}
+	return (*m)[name]
 }
 
 // retire drops an upstream that left every table: its idle pooled

@@ -100,9 +100,9 @@ func (p *Proxy) NodeStatus(service, virtualNode string) (breaker string, healthy
 	if t == nil {
 		return "", false, false
 	}
-	u := t.byParent[parentName(virtualNode)]
+	u := t.parent(parentName(virtualNode))
 	if u == nil {
-		u = t.byParent[virtualNode]
+		u = t.parent(virtualNode)
 	}
 	if u == nil {
 		return "", false, false

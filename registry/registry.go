@@ -67,6 +67,7 @@ type parent struct {
 	heapIdx      int   // index in Registry.expiry; guarded by Registry.mu
 	registeredAt atomic.Int64
 	vnodes       []*Node
+	attachment   atomic.Value
 }
 
 // Node is one virtual node. Nodes are immutable once published, except for
@@ -86,6 +87,18 @@ type Node struct {
 // RegisteredAt is the node's last registration (heartbeat) time in ms since
 // the Unix epoch.
 func (n *Node) RegisteredAt() int64 { return n.p.registeredAt.Load() }
+
+// Attachment returns the value stored with Attach on this registration
+// (shared by its virtual nodes), or nil. A registration that changes (a new
+// address, weight or path) is a new record with no attachment, so a
+// consumer finds its per-node state in O(1) while the node is unchanged and
+// rebuilds it when it changes.
+func (n *Node) Attachment() any { return n.p.attachment.Load() }
+
+// Attach stores v on this registration. It is for the gateway's per-node
+// state; only one consumer may use it, and v must always have the same
+// concrete type.
+func (n *Node) Attach(v any) { n.p.attachment.Store(v) }
 
 // Snapshot is the immutable state of one service at one Version. Readers
 // may keep and use it freely; it must not be modified.

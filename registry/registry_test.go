@@ -332,3 +332,22 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		t.Fatalf("snapshots hold %d parents, Len says %d", total, r.Len())
 	}
 }
+
+func TestAttachmentFollowsTheRegistration(t *testing.T) {
+	r := New(Options{})
+	r.Register(reg("s", "a", 2, 5))
+	s := r.Snapshot("s")
+	s.Nodes[0].Attach("state")
+	if s.Nodes[1].Attachment() != "state" {
+		t.Fatal("virtual nodes of one registration do not share the attachment")
+	}
+	r.Register(reg("s", "a", 2, 5)) // heartbeat
+	r.Register(reg("s", "b", 1, 5)) // another node
+	if r.Snapshot("s").Nodes[0].Attachment() != "state" {
+		t.Fatal("attachment lost across unrelated changes")
+	}
+	r.Register(reg("s", "a", 3, 5)) // changed registration: a new record
+	if r.Snapshot("s").Nodes[0].Attachment() != nil {
+		t.Fatal("a changed registration kept the old attachment")
+	}
+}
