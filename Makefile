@@ -32,7 +32,7 @@ race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
 unit:
-	$(GO) test -count=1 ./bench/ ./trace/ ./cmd/...
+	$(GO) test -count=1 ./bench/ ./trace/ ./internal/... ./cmd/...
 
 e2e:
 	$(GO) test -count=1 -timeout 10m ./e2e/
