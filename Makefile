@@ -43,6 +43,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./trace/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenLogFile$$' -fuzztime $(FUZZTIME) ./observe/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidPath$$' -fuzztime $(FUZZTIME) ./gateway/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestHead$$' -fuzztime $(FUZZTIME) ./gateway/
 
 # test is the whole suite; .ci/run calls exactly this.
 test: lint race unit e2e fuzz
