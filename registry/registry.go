@@ -66,6 +66,7 @@ type parent struct {
 	deadline     int64 // unix nanos; guarded by Registry.mu
 	heapIdx      int   // index in Registry.expiry; guarded by Registry.mu
 	registeredAt atomic.Int64
+	expiresAt    atomic.Int64 // ms; deadline's copy for lock-free Export
 	vnodes       []*Node
 	attachment   atomic.Value
 }
@@ -206,6 +207,7 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 	res := Result{Registration: reg, RegisteredAt: at.UnixMilli()}
 	if exists && p.reg.sameAs(&reg) {
 		p.registeredAt.Store(res.RegisteredAt)
+		p.expiresAt.Store(deadline.UnixMilli())
 		r.expiry.update(p, deadline.UnixNano())
 		r.generation.Add(1)
 		res.Address = p.address
@@ -220,6 +222,7 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 	}
 	np := &parent{reg: reg, address: reg.Address(), heapIdx: -1}
 	np.registeredAt.Store(res.RegisteredAt)
+	np.expiresAt.Store(deadline.UnixMilli())
 	np.vnodes = make([]*Node, reg.Weight)
 	for i := range np.vnodes {
 		np.vnodes[i] = &Node{

@@ -10,19 +10,27 @@ type NodeState struct {
 	ExpiresAt    int64 `json:"expiresAt"`
 }
 
-// Export returns every registered node. It holds the writer lock only while
-// copying.
+// Export returns every registered node. It reads the published snapshots
+// and takes no writer lock, so persisting a large registry never stalls
+// registrations; each service is exported as one consistent snapshot (a
+// heartbeat landing during the export may be seen half: its new
+// registration time with the previous deadline, which the next write
+// corrects).
 func (r *Registry) Export() []NodeState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]NodeState, 0, r.nodes)
-	for _, p := range r.expiry {
-		out = append(out, NodeState{
-			Registration: p.reg,
-			RegisteredAt: p.registeredAt.Load(),
-			ExpiresAt:    time.Unix(0, p.deadline).UnixMilli(),
-		})
-	}
+	out := make([]NodeState, 0, r.Len())
+	r.Range(func(s *Snapshot) bool {
+		for _, n := range s.Nodes {
+			if n != n.p.vnodes[0] {
+				continue // one entry per registration, not per virtual node
+			}
+			out = append(out, NodeState{
+				Registration: n.p.reg,
+				RegisteredAt: n.p.registeredAt.Load(),
+				ExpiresAt:    n.p.expiresAt.Load(),
+			})
+		}
+		return true
+	})
 	return out
 }
 
