@@ -18,7 +18,9 @@ type SnapshotterOptions struct {
 	Registry *registry.Registry
 	// Settings may be nil; then no settings are saved.
 	Settings *config.Store
-	// Interval is the shortest time between two writes; 0 means DefaultInterval.
+	// Interval is the shortest time between two writes; 0 means
+	// DefaultInterval. Periodic writes are further spaced so that they take
+	// at most a tenth of the time (maxWriteShare).
 	Interval time.Duration
 	// OnError, if set, is called with the error of every failed write made
 	// by Run (for logging and metrics). Run retries on its next tick. Flush
@@ -46,7 +48,17 @@ type Snapshotter struct {
 	written bool       // whether anything was written yet
 	regGen  uint64     // Registry.Generation of the last written state
 	setGen  uint64     // Store.Generation of the last written state
+	// notBefore holds periodic writes back after a slow one (see
+	// maxWriteShare); Flush ignores it.
+	notBefore time.Time
 }
+
+// maxWriteShare bounds the share of time periodic writes may take: after a
+// write that took d, the next periodic write waits at least d/maxWriteShare.
+// A registry of a few hundred thousand nodes takes a few hundred
+// milliseconds to encode; without the bound it would spend a core on
+// rewriting the file every second while a registration storm goes on.
+const maxWriteShare = 0.1
 
 // NewSnapshotter returns a Snapshotter for o. o.File and o.Registry are
 // required.
@@ -71,7 +83,7 @@ func (s *Snapshotter) Run(done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			if err := s.write(); err != nil && s.o.OnError != nil {
+			if err := s.write(false); err != nil && s.o.OnError != nil {
 				s.o.OnError(err)
 			}
 		}
@@ -80,11 +92,14 @@ func (s *Snapshotter) Run(done <-chan struct{}) {
 
 // Flush writes the state now if it changed since the last write (or was
 // never written) and returns the Save error, if any.
-func (s *Snapshotter) Flush() error { return s.write() }
+func (s *Snapshotter) Flush() error { return s.write(true) }
 
-func (s *Snapshotter) write() error {
+func (s *Snapshotter) write(force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !force && time.Now().Before(s.notBefore) {
+		return nil
+	}
 	// Read the generations before exporting: a change that lands during the
 	// export bumps them again, so the next check writes once more rather
 	// than missing it.
@@ -105,8 +120,10 @@ func (s *Snapshotter) write() error {
 		return err
 	}
 	s.written, s.regGen, s.setGen = true, regGen, setGen
+	took := time.Since(start)
+	s.notBefore = start.Add(time.Duration(float64(took) / maxWriteShare))
 	if s.o.OnWrite != nil {
-		s.o.OnWrite(time.Since(start), len(st.Nodes))
+		s.o.OnWrite(took, len(st.Nodes))
 	}
 	return nil
 }

@@ -215,3 +215,30 @@ func TestSnapshotterConcurrentRegistrations(t *testing.T) {
 	}
 	noTemps(t, f.dir)
 }
+
+// TestSlowWritesSpacePeriodicOnes checks the write-share bound: after a
+// write, periodic writes wait until notBefore (set from how long the write
+// took), while Flush still writes at once.
+func TestSlowWritesSpacePeriodicOnes(t *testing.T) {
+	f := NewLocalFile(t.TempDir())
+	reg := registry.New(registry.Options{})
+	var c writeCounter
+	s := NewSnapshotter(SnapshotterOptions{File: f, Registry: reg, Interval: time.Hour, OnWrite: c.onWrite})
+	reg.Register(node("orders", "a"))
+	if err := s.write(false); err != nil || c.writes.Load() != 1 {
+		t.Fatalf("first periodic write: %v, writes %d", err, c.writes.Load())
+	}
+	s.mu.Lock()
+	if !s.notBefore.After(time.Now().Add(-time.Second)) {
+		t.Fatal("notBefore not set from the write")
+	}
+	s.notBefore = time.Now().Add(time.Hour) // as after a very slow write
+	s.mu.Unlock()
+	reg.Register(node("orders", "b"))
+	if err := s.write(false); err != nil || c.writes.Load() != 1 {
+		t.Fatalf("periodic write inside the back-off: %v, writes %d", err, c.writes.Load())
+	}
+	if err := s.Flush(); err != nil || c.writes.Load() != 2 || !loadNodes(t, f)["orders/b"] {
+		t.Fatalf("Flush during the back-off: %v, writes %d", err, c.writes.Load())
+	}
+}
