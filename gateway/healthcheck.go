@@ -45,7 +45,7 @@ func (p *Proxy) probeRound(done <-chan struct{}) {
 	var targets []*upstream
 	for _, svc := range p.routes.Load().exact {
 		if t := svc.table.Load(); t != nil {
-			for _, u := range t.nodes {
+			for u := range t.nodes {
 				if p.healthPath(u) != "" {
 					targets = append(targets, u)
 				}
@@ -157,7 +157,7 @@ func (p *Proxy) observe(t *serviceTable, u *upstream, failed, ok bool) {
 		return
 	}
 	u.consecFail.Store(0)
-	if t == nil || 2*(t.usableNodes()-1) < len(t.nodes) {
+	if t == nil || 2*(t.usableNodes()-1) < len(t.snap.Parents) {
 		return // ejecting it would leave fewer than half of the nodes
 	}
 	u.ejectedUntil.Store(time.Now().Add(p.o.OutlierEjectionTime).UnixNano())

@@ -299,7 +299,7 @@ func (f *fixture) waitNodes(service string, n int) {
 			return n == 0
 		}
 		t := svc.table.Load()
-		return t != nil && len(t.nodes) == n
+		return t != nil && len(t.nodeList()) == n
 	})
 }
 
@@ -358,4 +358,13 @@ func (f *fixture) rawRequest(raw string) string {
 	n, _ := io.ReadAtLeast(conn, buf, len("HTTP/1.1 400"))
 	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
 	return line
+}
+
+// nodeList returns the table's upstreams in node-name order.
+func (t *serviceTable) nodeList() []*upstream {
+	var out []*upstream
+	for u := range t.nodes {
+		out = append(out, u)
+	}
+	return out
 }

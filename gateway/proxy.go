@@ -47,7 +47,6 @@ type Proxy struct {
 
 	mu       sync.Mutex          // serializes writers: Run and the route-miss refresh
 	services map[string]*service // guarded by mu
-	buildGen uint64              // numbers table builds; guarded by mu
 
 	running  atomic.Bool
 	started  atomic.Bool
@@ -173,7 +172,11 @@ func (p *Proxy) Run(done <-chan struct{}) {
 			} else {
 				changed := false
 				for _, ev := range events {
-					changed = p.applyLocked(ev.Service) || changed
+					gone := ""
+					if ev.Kind == registry.NodeDeregistered || ev.Kind == registry.NodeExpired {
+						gone = ev.Node
+					}
+					changed = p.applyLocked(ev.Service, gone) || changed
 				}
 				if changed {
 					p.publishRoutesLocked()
@@ -186,9 +189,10 @@ func (p *Proxy) Run(done <-chan struct{}) {
 	}
 }
 
-// applyLocked brings service name's table up to date with the registry and
-// reports whether the set of services changed.
-func (p *Proxy) applyLocked(name string) bool {
+// applyLocked brings service name's table up to date with the registry
+// (retiring the upstream of node gone, when given, if it left) and reports
+// whether the set of services changed.
+func (p *Proxy) applyLocked(name, gone string) bool {
 	snap := p.reg.Snapshot(name)
 	svc := p.services[name]
 	if snap == nil || len(snap.Nodes) == 0 {
@@ -209,17 +213,22 @@ func (p *Proxy) applyLocked(name string) bool {
 		created = true
 	}
 	if cur := svc.table.Load(); cur == nil || cur.snap != snap {
-		t, gone := p.buildTable(svc, snap, cur)
-		svc.table.Store(t)
-		retire(gone)
+		for _, n := range snap.Parents {
+			p.attach(svc, n)
+		}
+		svc.table.Store(&serviceTable{svc: svc, snap: snap})
+	}
+	if gone != "" {
+		p.dropIfGone(svc, snap, gone)
 	}
 	return created
 }
 
 func (p *Proxy) removeLocked(svc *service) {
 	delete(p.services, svc.name)
-	if t := svc.table.Load(); t != nil {
-		retire(t.nodes)
+	for name, u := range svc.upstreams {
+		retire(u)
+		delete(svc.upstreams, name)
 	}
 	if p.metrics != nil {
 		p.metrics.remove(svc)
@@ -231,7 +240,13 @@ func (p *Proxy) resyncLocked() {
 	seen := make(map[string]struct{}, len(p.services))
 	p.reg.Range(func(s *registry.Snapshot) bool {
 		seen[s.Service] = struct{}{}
-		p.applyLocked(s.Service)
+		p.applyLocked(s.Service, "")
+		if svc := p.services[s.Service]; svc != nil {
+			snap := svc.table.Load().snap
+			for name := range svc.upstreams {
+				p.dropIfGone(svc, snap, name)
+			}
+		}
 		return true
 	})
 	for name, svc := range p.services {
@@ -251,7 +266,7 @@ func (p *Proxy) lookupSlow(name string) *service {
 		return nil
 	}
 	p.mu.Lock()
-	if p.applyLocked(name) {
+	if p.applyLocked(name, "") {
 		p.publishRoutesLocked()
 	}
 	svc := p.services[name]
@@ -403,7 +418,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 		if i < 0 {
 			break
 		}
-		u := t.vnodes[i]
+		u := t.vnode(i)
 		if failed {
 			// A retry: only within the budget, so that a failing service
 			// does not see its load multiplied.

@@ -70,7 +70,7 @@ func hotPath(p *Proxy, ctx *fasthttp.RequestCtx, ex *exchange) *upstream {
 	if i < 0 {
 		return nil
 	}
-	return t.vnodes[i]
+	return t.vnode(i)
 }
 
 var hotCases = []struct {
@@ -87,7 +87,7 @@ var strategies = []config.Strategy{config.RoundRobin, config.ConsistentHashing, 
 func BenchmarkHotPath(b *testing.B) {
 	p, settings := benchProxy(b, 1, nil)
 	// One open breaker, so selection has something to skip.
-	p.routes.Load().exact["svc"].table.Load().nodes[2].openUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	p.routes.Load().exact["svc"].table.Load().nodeList()[2].openUntil.Store(time.Now().Add(time.Hour).UnixNano())
 	for _, s := range strategies {
 		settings.Update(func(st *config.Settings) { st.Strategy = s })
 		for _, c := range hotCases {

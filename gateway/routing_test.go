@@ -103,7 +103,7 @@ func TestKnownServiceWithoutNodes(t *testing.T) {
 	b := startBackend(t, "a", nil)
 	f.register("svc", "a", b, 1, nil)
 	f.waitNodes("svc", 1)
-	f.p.routes.Load().exact["svc"].table.Load().nodes[0].down.Store(true)
+	f.p.routes.Load().exact["svc"].table.Load().nodeList()[0].down.Store(true)
 	status, _, body := f.do("GET", "/svc/x", nil, nil)
 	if status != http.StatusServiceUnavailable || string(body) != `{"message":"Service Unavailable"}` {
 		t.Fatalf("got %d %s", status, body)

@@ -28,45 +28,83 @@ type service struct {
 	removed bool       // guarded by mmu: the service left the registry
 	gauge   string     // name of the nodes_active gauge, "" when metrics are off
 
-	// upstreams indexes the current table's upstreams by parent node name
-	// for the writer (buildTable); guarded by Proxy.mu, never read by
+	// upstreams indexes the service's upstreams by parent node name for
+	// the writer (attach, dropIfGone); guarded by Proxy.mu, never read by
 	// requests.
 	upstreams map[string]*upstream
 }
 
 // serviceTable is the immutable routing state of one service at one
-// registry snapshot: the snapshot and the upstream of every virtual node.
-// The selection table is the snapshot's own (lb.ForSnapshot), built on the
-// first pick, so a registration storm that replaces a table many times a
-// second pays for selection tables only of snapshots that see traffic. A request loads it once and uses it throughout, so a
-// concurrent rebuild never shows it half-done. Tables are built only by the
-// Proxy's writer (Run, under Proxy.mu) and must not be modified afterwards.
+// registry snapshot. Each node's upstream is attached to its registry
+// record (registry.Node.Attach) before the table is published, so the table
+// is the snapshot itself: publishing a change costs a pointer check per
+// node, with no per-table slices or maps to build. The selection table is
+// the snapshot's own (lb.ForSnapshot), built on the first pick. A request
+// loads the table once and uses it throughout, so a concurrent change never
+// shows it half-done. Tables are published only by the Proxy's writer (Run,
+// under Proxy.mu) and must not be modified. One Proxy per Registry: the
+// attachments are the Proxy's.
 type serviceTable struct {
-	svc      *service
-	snap     *registry.Snapshot
-	vnodes   []*upstream                          // by virtual-node index, as in snap.Nodes
-	nodes    []*upstream                          // one per parent node, in first-seen order
-	byParent atomic.Pointer[map[string]*upstream] // parent node name -> upstream, built by parent()
+	svc  *service
+	snap *registry.Snapshot
 }
+
+// upstreamOf returns the upstream svc attached to registration n, or nil.
+func upstreamOf(svc *service, n *registry.Node) *upstream {
+	if u, _ := n.Attachment().(*upstream); u != nil && u.svc == svc {
+		return u
+	}
+	return nil
+}
+
+// vnode returns the upstream behind virtual node i (nil only if the table
+// was published without it, which the writer never does).
+func (t *serviceTable) vnode(i int) *upstream { return upstreamOf(t.svc, t.snap.Nodes[i]) }
 
 // Usable implements lb.NodeState: a virtual node may be chosen when its
 // parent is not marked down by health checks, its breaker is not open and
 // it is not ejected. It reads atomics only.
-func (t *serviceTable) Usable(i int) bool { return t.vnodes[i].usable() }
+func (t *serviceTable) Usable(i int) bool {
+	u := t.vnode(i)
+	return u != nil && u.usable()
+}
 
 // InFlight implements lb.NodeState with the parent's outstanding requests.
-func (t *serviceTable) InFlight(i int) int64 { return t.vnodes[i].inFlight.Load() }
+func (t *serviceTable) InFlight(i int) int64 {
+	if u := t.vnode(i); u != nil {
+		return u.inFlight.Load()
+	}
+	return 0
+}
+
+// nodes yields the upstream of every registration in the table
+// (for u := range t.nodes).
+func (t *serviceTable) nodes(yield func(*upstream) bool) {
+	for _, n := range t.snap.Parents {
+		if u := upstreamOf(t.svc, n); u != nil && !yield(u) {
+			return
+		}
+	}
+}
 
 // usableNodes counts the parents that are usable now (nodes_active metric,
 // outlier ejection limit).
 func (t *serviceTable) usableNodes() int {
 	n := 0
-	for _, u := range t.nodes {
+	for u := range t.nodes {
 		if u.usable() {
 			n++
 		}
 	}
 	return n
+}
+
+// parent returns the upstream of the named parent node, or nil.
+func (t *serviceTable) parent(name string) *upstream {
+	if n := t.snap.Parent(name); n != nil {
+		return upstreamOf(t.svc, n)
+	}
+	return nil
 }
 
 // excluding is the lb.NodeState of a retry: the table's view minus the
@@ -77,7 +115,10 @@ type excluding struct {
 }
 
 func (e *excluding) Usable(i int) bool {
-	u := e.t.vnodes[i]
+	u := e.t.vnode(i)
+	if u == nil {
+		return false
+	}
 	for _, x := range e.tried {
 		if x == u {
 			return false
@@ -86,7 +127,7 @@ func (e *excluding) Usable(i int) bool {
 	return u.usable()
 }
 
-func (e *excluding) InFlight(i int) int64 { return e.t.vnodes[i].inFlight.Load() }
+func (e *excluding) InFlight(i int) int64 { return e.t.InFlight(i) }
 
 // upstream is one registered (parent) node as the data plane sees it: its
 // connection pool, breaker and health. It is shared by all of the node's
@@ -118,7 +159,6 @@ type upstream struct {
 	ejectedUntil atomic.Int64 // unix nanos until which the node is ejected; 0 = not ejected
 	consecFail   atomic.Int64 // consecutive failed attempts (passive outlier detection)
 	retired      atomic.Bool  // no longer in any table
-	gen          uint64       // last table build that included it; Proxy.mu
 
 	hmu         sync.Mutex // guards the health-check fields below
 	healthPath  string
@@ -221,80 +261,51 @@ func splitAddress(addr string) (scheme, hostport, base string) {
 	return scheme, hostport, strings.TrimRight(base, "/")
 }
 
-// buildTable builds the table of snap. An unchanged node finds its
-// upstream attached to its registry record (no lookup, no hashing: a
-// registration storm rebuilds tables at pointer speed); a node whose
-// registration changed but kept its address reuses its upstream, so
-// pools, breaker counts and health verdicts survive weight or metadata
-// changes. It returns the upstreams of cur that left, which the caller
-// retires. Callers hold p.mu.
-func (p *Proxy) buildTable(svc *service, snap *registry.Snapshot, cur *serviceTable) (*serviceTable, []*upstream) {
-	p.buildGen++
-	gen := p.buildGen
-	t := &serviceTable{svc: svc, snap: snap, vnodes: make([]*upstream, len(snap.Nodes))}
-	for i, n := range snap.Nodes {
-		u, _ := n.Attachment().(*upstream)
-		if u == nil || u.svc != svc {
-			u = nil
-			if old := svc.upstreams[n.Parent]; old != nil && old.address == n.Address {
-				u = old
-				u.hmu.Lock()
-				u.healthPath = n.HealthCheckPath
-				u.hmu.Unlock()
-			}
-			if u == nil {
-				u = p.newUpstream(svc, n)
-				if svc.upstreams == nil {
-					svc.upstreams = make(map[string]*upstream)
-				}
-				svc.upstreams[n.Parent] = u
-			}
-			n.Attach(u)
-		}
-		if u.gen != gen {
-			u.gen = gen
-			t.nodes = append(t.nodes, u)
-		}
-		t.vnodes[i] = u
+// attach makes sure registration n carries svc's upstream. An unchanged
+// node already does; a node whose registration changed but kept its
+// address gets its previous upstream back, so pools, breaker counts and
+// health verdicts survive weight or metadata changes; a new node or a new
+// address gets a new upstream (the old one is retired). Callers hold p.mu.
+func (p *Proxy) attach(svc *service, n *registry.Node) {
+	if upstreamOf(svc, n) != nil {
+		return
 	}
-	var gone []*upstream
-	if cur != nil {
-		for _, old := range cur.nodes {
-			if old.gen != gen {
-				gone = append(gone, old)
-				if svc.upstreams[old.name] == old {
-					delete(svc.upstreams, old.name)
-				}
-			}
+	u := svc.upstreams[n.Parent]
+	if u != nil && u.address == n.Address {
+		u.hmu.Lock()
+		u.healthPath = n.HealthCheckPath
+		u.hmu.Unlock()
+	} else {
+		if u != nil {
+			retire(u)
 		}
+		u = p.newUpstream(svc, n)
+		if svc.upstreams == nil {
+			svc.upstreams = make(map[string]*upstream)
+		}
+		svc.upstreams[n.Parent] = u
 	}
-	return t, gone
+	n.Attach(u)
 }
 
-// parent returns the upstream of the named parent node, or nil. The index
-// is built on first use: only status reports and changed registrations
-// need it.
-func (t *serviceTable) parent(name string) *upstream {
-	m := t.byParent.Load()
-	if m == nil {
-		idx := make(map[string]*upstream, len(t.nodes))
-		for _, u := range t.nodes {
-			idx[u.name] = u
-		}
-		t.byParent.CompareAndSwap(nil, &idx)
-		m = t.byParent.Load()
+// dropIfGone retires svc's upstream of node name unless snap still has the
+// node. Callers hold p.mu.
+func (p *Proxy) dropIfGone(svc *service, snap *registry.Snapshot, name string) {
+	if snap != nil && snap.Parent(name) != nil {
+		return
 	}
-	return (*m)[name]
+	if u := svc.upstreams[name]; u != nil {
+		retire(u)
+		delete(svc.upstreams, name)
+	}
 }
 
-// retire drops an upstream that left every table: its idle pooled
+// retire drops an upstream that left the service: its idle pooled
 // connections are closed (in-flight requests finish on theirs) and the
 // health checker skips it.
-func retire(us []*upstream) {
-	for _, u := range us {
-		u.retired.Store(true)
-		if c := u.conn.Load(); c != nil {
-			c.client.CloseIdleConnections()
-		}
+func retire(u *upstream) {
+	u.retired.Store(true)
+	if c := u.conn.Load(); c != nil {
+		c.client.CloseIdleConnections()
 	}
 }

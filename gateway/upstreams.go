@@ -48,7 +48,7 @@ func (p *Proxy) Upstreams() UpstreamsReport {
 		if t == nil {
 			continue
 		}
-		for _, u := range t.nodes {
+		for u := range t.nodes {
 			key := u.service + "/" + u.name
 			breaker, consec := u.breakerState()
 			u.hmu.Lock()

@@ -109,6 +109,9 @@ type Snapshot struct {
 	// Nodes are the virtual nodes, interleaved by index (a-0, b-0, a-1, …)
 	// so round robin spreads a heavy node's turns.
 	Nodes []*Node
+	// Parents holds each registered node's first virtual node (<node>-0),
+	// sorted by node name: one entry per registration.
+	Parents []*Node
 	// RR is the service's round-robin counter, shared by all its snapshots.
 	RR *atomic.Uint64
 
@@ -130,6 +133,18 @@ func (s *Snapshot) Derived(build func(*Snapshot) any) any {
 		return d.v
 	}
 	return s.derived.Load().v
+}
+
+// Parent returns the first virtual node of the registration named
+// nodeName, or nil.
+func (s *Snapshot) Parent(nodeName string) *Node {
+	i, ok := slices.BinarySearchFunc(s.Parents, nodeName, func(n *Node, name string) int {
+		return strings.Compare(n.Parent, name)
+	})
+	if !ok {
+		return nil
+	}
+	return s.Parents[i]
 }
 
 // New returns an empty registry. Call Run to start expiry.
@@ -338,6 +353,10 @@ func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at t
 	snap := &Snapshot{Service: svc.name, Version: svc.version, RR: &svc.rr}
 	if len(svc.order) > 0 {
 		snap.Nodes = buildNodes(svc.order)
+		snap.Parents = make([]*Node, len(svc.order))
+		for i, p := range svc.order {
+			snap.Parents[i] = p.vnodes[0]
+		}
 		svc.snap.Store(snap)
 	} else {
 		svc.snap.Store(nil)

@@ -351,3 +351,17 @@ func TestAttachmentFollowsTheRegistration(t *testing.T) {
 		t.Fatal("a changed registration kept the old attachment")
 	}
 }
+
+func TestSnapshotParents(t *testing.T) {
+	r := New(Options{})
+	for _, n := range []string{"c", "a", "b"} {
+		r.Register(reg("s", n, 2, 5))
+	}
+	s := r.Snapshot("s")
+	if len(s.Parents) != 3 || s.Parents[0].Name != "a-0" || s.Parents[2].Name != "c-0" {
+		t.Fatalf("parents %v", s.Parents)
+	}
+	if s.Parent("b") != s.Parents[1] || s.Parent("zz") != nil || s.Parent("") != nil {
+		t.Fatal("Parent lookup")
+	}
+}

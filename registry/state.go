@@ -19,10 +19,7 @@ type NodeState struct {
 func (r *Registry) Export() []NodeState {
 	out := make([]NodeState, 0, r.Len())
 	r.Range(func(s *Snapshot) bool {
-		for _, n := range s.Nodes {
-			if n != n.p.vnodes[0] {
-				continue // one entry per registration, not per virtual node
-			}
+		for _, n := range s.Parents {
 			out = append(out, NodeState{
 				Registration: n.p.reg,
 				RegisteredAt: n.p.registeredAt.Load(),
