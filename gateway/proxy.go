@@ -153,6 +153,7 @@ func (p *Proxy) Run(done <-chan struct{}) {
 		}()
 	}
 	var events []registry.Event
+	batches := make(map[string]*eventBatch)
 	for {
 		select {
 		case <-done:
@@ -171,13 +172,10 @@ func (p *Proxy) Run(done <-chan struct{}) {
 				p.resyncLocked()
 			} else {
 				changed := false
-				for _, ev := range events {
-					gone := ""
-					if ev.Kind == registry.NodeDeregistered || ev.Kind == registry.NodeExpired {
-						gone = ev.Node
-					}
-					changed = p.applyLocked(ev.Service, gone) || changed
+				for name, b := range groupEvents(events, batches) {
+					changed = p.applyBatchLocked(name, b) || changed
 				}
+				clear(batches)
 				if changed {
 					p.publishRoutesLocked()
 				}
@@ -187,6 +185,64 @@ func (p *Proxy) Run(done <-chan struct{}) {
 			p.deliver(n)
 		}
 	}
+}
+
+// eventBatch is what one Take said about one service: the nodes that were
+// registered or changed, the nodes that left, and the snapshot version
+// after its last event.
+type eventBatch struct {
+	changed, gone []string
+	version       uint64
+}
+
+// groupEvents sorts events by service into batches (reused across calls).
+func groupEvents(events []registry.Event, batches map[string]*eventBatch) map[string]*eventBatch {
+	for _, ev := range events {
+		b := batches[ev.Service]
+		if b == nil {
+			b = &eventBatch{}
+			batches[ev.Service] = b
+		}
+		b.version = ev.Version
+		switch ev.Kind {
+		case registry.NodeDeregistered, registry.NodeExpired:
+			b.gone = append(b.gone, ev.Node)
+		default:
+			b.changed = append(b.changed, ev.Node)
+		}
+	}
+	return batches
+}
+
+// applyBatchLocked applies one service's events. When the registry's
+// snapshot is the one its last event produced, only the named nodes are
+// attached: a registration costs O(1) here, however large the service. A
+// snapshot that moved on since (a registration raced this batch) or a new
+// service gets the full walk of applyLocked.
+func (p *Proxy) applyBatchLocked(name string, b *eventBatch) bool {
+	snap := p.reg.Snapshot(name)
+	svc := p.services[name]
+	if snap == nil || svc == nil || snap.Version != b.version || svc.table.Load() == nil {
+		changed := p.applyLocked(name, "")
+		if svc = p.services[name]; svc != nil {
+			for _, n := range b.gone {
+				p.dropIfGone(svc, snap, n)
+			}
+		}
+		return changed
+	}
+	if svc.table.Load().snap != snap {
+		for _, node := range b.changed {
+			if n := snap.Parent(node); n != nil {
+				p.attach(svc, n)
+			}
+		}
+		svc.table.Store(&serviceTable{svc: svc, snap: snap})
+	}
+	for _, n := range b.gone {
+		p.dropIfGone(svc, snap, n)
+	}
+	return false
 }
 
 // applyLocked brings service name's table up to date with the registry
