@@ -381,10 +381,10 @@ func TestLogsEndpoints(t *testing.T) {
 
 func TestGracefulDrain(t *testing.T) {
 	up := newUpstream(t, "slow")
-	in := start(t, "", nil, "--drain-delay", "500ms", "--drain-timeout", "10s")
+	in := start(t, "", nil, "--drain-delay", "1500ms", "--drain-timeout", "10s")
 	in.register(up.registration("slow", "s1"))
 	in.waitRoutable("slow")
-	up.delay.Store(int64(1500 * time.Millisecond))
+	up.delay.Store(int64(2500 * time.Millisecond))
 	const n = 6
 	results := make(chan int, n)
 	for i := 0; i < n; i++ {
@@ -402,7 +402,7 @@ func TestGracefulDrain(t *testing.T) {
 	eventually(t, 5*time.Second, "requests in flight", func() bool { return up.hits.Load() >= n+1 })
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	// Readiness goes DOWN as draining starts.
-	eventually(t, 400*time.Millisecond, "health DOWN while draining", func() bool {
+	eventually(t, 1200*time.Millisecond, "health DOWN while draining", func() bool {
 		r, err := http.Get(in.admin + "/api/actuator/health")
 		if err != nil {
 			return false
