@@ -77,6 +77,20 @@ type workerResult struct {
 	firstErr string
 }
 
+// record counts one finished request: its latency when it succeeded, the
+// first error otherwise.
+func (r *workerResult) record(err error, latency time.Duration) {
+	if err != nil {
+		r.errs++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+		return
+	}
+	r.ok++
+	r.hist.Record(latency)
+}
+
 // client returns the connection pool of one run. The bench only ever
 // loads servers it started itself on loopback; anything else is a bug.
 func (l *Load) client() *fasthttp.HostClient {
@@ -150,15 +164,7 @@ func (l *Load) RunClosed(ctx context.Context) Stats {
 					continue // warm-up, or finished after the window closed
 				}
 				r.lastDone = t1
-				if err != nil {
-					r.errs++
-					if r.firstErr == "" {
-						r.firstErr = err.Error()
-					}
-					continue
-				}
-				r.ok++
-				r.hist.Record(t1.Sub(t0))
+				r.record(err, t1.Sub(t0))
 			}
 		}()
 	}
@@ -304,15 +310,7 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 					continue
 				}
 				r.lag.Record(t0.Sub(due))
-				if err != nil {
-					r.errs++
-					if r.firstErr == "" {
-						r.firstErr = err.Error()
-					}
-					continue
-				}
-				r.ok++
-				r.hist.Record(t1.Sub(due))
+				r.record(err, t1.Sub(due))
 			}
 		}()
 	}
