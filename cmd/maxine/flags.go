@@ -94,7 +94,12 @@ func (s *settings) parse(args []string, getenv func(string) string) error {
 func (s *settings) usage(w io.Writer, defaults map[string]string) {
 	fmt.Fprintf(w, "Usage: maxine [flags]\n\nMaxine: service registry, discovery service and reverse-proxy gateway.\nEvery flag can also be set by its environment variable; flags win.\n\n")
 	list := append([]setting(nil), s.list...)
-	sort.Slice(list, func(i, j int) bool { return list[i].flag < list[j].flag })
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].flag != list[j].flag {
+			return list[i].flag < list[j].flag
+		}
+		return list[i].env < list[j].env
+	})
 	for _, st := range list {
 		if st.flag == "" {
 			continue
@@ -108,7 +113,7 @@ func (s *settings) usage(w io.Writer, defaults map[string]string) {
 	fmt.Fprintf(w, "  --help\n        print this help\n\nEnvironment only (secrets and accounts):\n")
 	for _, st := range list {
 		if st.flag == "" {
-			fmt.Fprintf(w, "  %s\n", st.env)
+			fmt.Fprintf(w, "  %s\n        %s\n", st.env, st.help)
 		}
 	}
 	fmt.Fprintf(w, "  PORT\n        admin port when MAXINE_ADMIN_ADDR is not set (:$PORT)\n")
