@@ -221,7 +221,8 @@ func TestAlertWebhook(t *testing.T) {
 		mu.Unlock()
 	})
 	dead := deadAddr(t)
-	in := start(t, "", nil, "--alert-webhook", hook, "--breaker-failures", "3", "--max-retries", "0", "--health-checks=false")
+	in := start(t, "", nil, "--alert-webhook", hook, "--breaker-failures", "3", "--max-retries", "0", "--health-checks=false",
+		"--breaker-open", "200ms", "--breaker-half-open", "1")
 	in.register(`{"serviceName":"down","nodeName":"d1","hostName":"127.0.0.1","port":` + dead + `,"timeOut":60}`)
 	eventually(t, 10*time.Second, "breaker_opened alert delivered", func() bool {
 		call(t, "GET", in.gateway+"/down/x", "", "")
@@ -241,6 +242,12 @@ func TestAlertWebhook(t *testing.T) {
 	if r := in.call("GET", "/api/actuator/audit", viewer, ""); !strings.Contains(string(r.body), `"breaker_open"`) {
 		t.Fatalf("breaker_open not audited: %s", r.body)
 	}
+	// The node comes back: a half-open probe succeeds and the breaker closes.
+	newUpstreamOn(t, "back", "127.0.0.1:"+dead)
+	eventually(t, 10*time.Second, "breaker_close audited after the node recovers", func() bool {
+		call(t, "GET", in.gateway+"/down/x", "", "")
+		return strings.Contains(string(in.call("GET", "/api/actuator/audit", viewer, "").body), `"breaker_close"`)
+	})
 }
 
 func TestHealthEviction(t *testing.T) {

@@ -30,7 +30,13 @@ type upstream struct {
 
 func newUpstream(t *testing.T, name string) *upstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newUpstreamOn(t, name, "127.0.0.1:0")
+}
+
+// newUpstreamOn starts the upstream on a given loopback address.
+func newUpstreamOn(t *testing.T, name, addr string) *upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
