@@ -254,7 +254,7 @@ func finish(u *upstream, resp *fasthttp.Response) {
 func (p *Proxy) respond(ctx *fasthttp.RequestCtx, ex *exchange, u *upstream, resp *fasthttp.Response) int {
 	status := resp.StatusCode()
 	resp.Header.CopyTo(&ctx.Response.Header)
-	ex.scratch = stripHopHeaders(&ctx.Response.Header, ex.scratch)
+	ex.scratch = stripResponseHopHeaders(&ctx.Response.Header, ex.scratch)
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	body := resp.BodyStream()
 	cl := resp.Header.ContentLength()

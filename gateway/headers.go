@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -35,6 +36,40 @@ type header interface {
 	PeekAll(key string) [][]byte
 	Del(key string)
 	DelBytes(key []byte)
+}
+
+// stripRequestHopHeaders and stripResponseHopHeaders strip the hop-by-hop
+// fields of a request or response header. Most messages carry none: one
+// pass over the fields (on the concrete type, so the iterator does not
+// allocate) avoids nine deletions, each of which normalizes its key and
+// scans every field. Fields named in Connection only matter when
+// Connection is present, and Connection is itself hop-by-hop.
+func stripRequestHopHeaders(h *fasthttp.RequestHeader, scratch []byte) []byte {
+	for k := range h.All() {
+		if isHopHeader(k) {
+			return stripHopHeaders(h, scratch)
+		}
+	}
+	return scratch[:0]
+}
+
+func stripResponseHopHeaders(h *fasthttp.ResponseHeader, scratch []byte) []byte {
+	for k := range h.All() {
+		if isHopHeader(k) {
+			return stripHopHeaders(h, scratch)
+		}
+	}
+	return scratch[:0]
+}
+
+// isHopHeader reports whether name (any case) is one of hopHeaders.
+func isHopHeader(name []byte) bool {
+	for _, k := range hopHeaders {
+		if len(k) == len(name) && bytes.EqualFold(name, s2b(k)) {
+			return true
+		}
+	}
+	return false
 }
 
 // stripHopHeaders removes the hop-by-hop fields and every field named in
@@ -147,3 +182,7 @@ func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, span trace.Context)
 	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
 	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
 }
+
+// s2b returns the bytes of a constant string without copying; the result
+// must not be modified.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

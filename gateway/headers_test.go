@@ -183,3 +183,41 @@ func TestStripHopHeadersConnectionTokens(t *testing.T) {
 		t.Error("X-D removed")
 	}
 }
+
+// TestStripHopHeadersFastPath checks the one-pass check in front of the
+// deletions: a message with any hop-by-hop field is stripped fully, one
+// without keeps every field.
+func TestStripHopHeadersFastPath(t *testing.T) {
+	tests := []struct {
+		raw        string
+		gone, kept []string
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n", nil, []string{"X-A", "Host"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: 5\r\nX-A: 1\r\n\r\n", []string{"Keep-Alive"}, []string{"X-A"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\nte: trailers\r\nproxy-authorization: x\r\n\r\n", []string{"Te", "Proxy-Authorization"}, []string{"Host"}},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-B\r\nX-B: 1\r\nX-A: 1\r\n\r\n", []string{"Connection", "X-B"}, []string{"X-A"}},
+	}
+	for _, tc := range tests {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufioReader(tc.raw)); err != nil {
+			t.Fatal(err)
+		}
+		stripRequestHopHeaders(&h, nil)
+		for _, k := range tc.gone {
+			if len(h.Peek(k)) != 0 {
+				t.Errorf("%q: %s kept", tc.raw, k)
+			}
+		}
+		for _, k := range tc.kept {
+			if len(h.Peek(k)) == 0 {
+				t.Errorf("%q: %s removed", tc.raw, k)
+			}
+		}
+	}
+	var r fasthttp.ResponseHeader
+	r.Read(bufioReader("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"))
+	stripResponseHopHeaders(&r, nil)
+	if len(r.Peek("Keep-Alive")) != 0 || len(r.Peek("X-A")) == 0 {
+		t.Errorf("response strip: %s", r.Header())
+	}
+}

@@ -558,7 +558,7 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	ctx.Request.Header.CopyTo(&req.Header)
-	ex.scratch = stripHopHeaders(&req.Header, ex.scratch)
+	ex.scratch = stripRequestHopHeaders(&req.Header, ex.scratch)
 	// The client's Expect: 100-continue was answered by the server when
 	// the handler asked for the body; the node gets the body at once.
 	req.Header.Del("Expect")
