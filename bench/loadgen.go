@@ -91,6 +91,24 @@ func (r *workerResult) record(err error, latency time.Duration) {
 	r.hist.Record(latency)
 }
 
+// runWorkers runs one worker per connection, each with its own request and
+// response and request filler, and returns their results once all are done.
+func (l *Load) runWorkers(work func(r *workerResult, fill RequestFunc, req *fasthttp.Request, resp *fasthttp.Response)) []workerResult {
+	results := make([]workerResult, l.Conns)
+	var wg sync.WaitGroup
+	for w := range l.Conns {
+		wg.Go(func() {
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			work(&results[w], l.Request(w), req, resp)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
 // client returns the connection pool of one run. The bench only ever
 // loads servers it started itself on loopback; anything else is a bug.
 func (l *Load) client() *fasthttp.HostClient {
@@ -137,38 +155,25 @@ func (l *Load) RunClosed(ctx context.Context) Stats {
 	windowStart := start.Add(l.Warmup)
 	windowEnd := windowStart.Add(l.Duration)
 	var sent atomic.Uint64
-	results := make([]workerResult, l.Conns)
-	var wg sync.WaitGroup
-	for w := range l.Conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &results[w]
-			fill := l.Request(w)
-			req := fasthttp.AcquireRequest()
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for seq := uint64(0); ctx.Err() == nil; seq++ {
-				if l.MaxRequests > 0 && sent.Add(1) > l.MaxRequests {
-					return
-				}
-				t0 := time.Now()
-				if !t0.Before(windowEnd) {
-					return
-				}
-				fill(req, seq)
-				err := do(c, req, resp, l.Expect)
-				t1 := time.Now()
-				if t0.Before(windowStart) || t1.After(windowEnd) {
-					continue // warm-up, or finished after the window closed
-				}
-				r.lastDone = t1
-				r.record(err, t1.Sub(t0))
+	results := l.runWorkers(func(r *workerResult, fill RequestFunc, req *fasthttp.Request, resp *fasthttp.Response) {
+		for seq := uint64(0); ctx.Err() == nil; seq++ {
+			if l.MaxRequests > 0 && sent.Add(1) > l.MaxRequests {
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			t0 := time.Now()
+			if !t0.Before(windowEnd) {
+				return
+			}
+			fill(req, seq)
+			err := do(c, req, resp, l.Expect)
+			t1 := time.Now()
+			if t0.Before(windowStart) || t1.After(windowEnd) {
+				continue // warm-up, or finished after the window closed
+			}
+			r.lastDone = t1
+			r.record(err, t1.Sub(t0))
+		}
+	})
 	st := mergeResults(results)
 	end := windowEnd
 	if now := time.Now(); now.Before(end) {
@@ -276,45 +281,32 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 			release <- i
 		}
 	}()
-	results := make([]workerResult, l.Conns)
-	var wg sync.WaitGroup
-	for w := range l.Conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &results[w]
-			fill := l.Request(w)
-			req := fasthttp.AcquireRequest()
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			var seq uint64
-			for i := range release {
-				due := sched.At(i)
-				measured := i >= warm
-				t0 := time.Now()
-				if t0.After(hardDeadline) || ctx.Err() != nil {
-					if measured {
-						r.missed++
-						if r.firstErr == "" {
-							r.firstErr = errOpenLoopLate.Error()
-						}
+	results := l.runWorkers(func(r *workerResult, fill RequestFunc, req *fasthttp.Request, resp *fasthttp.Response) {
+		var seq uint64
+		for i := range release {
+			due := sched.At(i)
+			measured := i >= warm
+			t0 := time.Now()
+			if t0.After(hardDeadline) || ctx.Err() != nil {
+				if measured {
+					r.missed++
+					if r.firstErr == "" {
+						r.firstErr = errOpenLoopLate.Error()
 					}
-					continue
 				}
-				fill(req, seq)
-				seq++
-				err := do(c, req, resp, l.Expect)
-				t1 := time.Now()
-				if !measured {
-					continue
-				}
-				r.lag.Record(t0.Sub(due))
-				r.record(err, t1.Sub(due))
+				continue
 			}
-		}()
-	}
-	wg.Wait()
+			fill(req, seq)
+			seq++
+			err := do(c, req, resp, l.Expect)
+			t1 := time.Now()
+			if !measured {
+				continue
+			}
+			r.lag.Record(t0.Sub(due))
+			r.record(err, t1.Sub(due))
+		}
+	})
 	st := mergeResults(results)
 	st.Missed += pacerMissed.Load()
 	if st.Missed > 0 && st.FirstErr == "" {
