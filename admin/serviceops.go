@@ -56,7 +56,7 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		return
 	}
 	s.m.registration(res.Kind)
-	if res.Changed {
+	if res.Changed() {
 		s.auditEvent(ri, observe.AuditEvent{Type: "register", Actor: clientIP(ctx), Service: reg.ServiceName, Node: reg.NodeName,
 			Details: map[string]any{"address": res.Address, "weight": reg.Weight, "kind": res.Kind.String()}})
 	}

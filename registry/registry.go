@@ -196,11 +196,12 @@ type Result struct {
 	Registration
 	Address      string
 	RegisteredAt int64 // ms since epoch
-	// Changed is false for a plain heartbeat that left the service's
-	// snapshot as it was.
-	Changed bool
-	Kind    EventKind
+	Kind         EventKind
 }
+
+// Changed is false for a plain heartbeat that left the service's snapshot
+// as it was.
+func (r Result) Changed() bool { return r.Kind != NodeHeartbeat }
 
 // Register applies a validated registration: a new node, a changed node
 // (its virtual nodes replaced atomically) or a heartbeat that only pushes
@@ -266,7 +267,6 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 	r.expiry.push(np, deadline.UnixNano())
 	r.publishLocked(svc, res.Kind, reg.NodeName, at)
 	res.Address = np.address
-	res.Changed = true
 	return res, nil
 }
 

@@ -54,7 +54,7 @@ func TestVirtualNodesAndReRegistration(t *testing.T) {
 	v := s.Version
 	// Weight change shrinks the set atomically: one new snapshot, a-1 and a-2 gone.
 	res, err := r.Register(reg("orders", "a", 1, 5))
-	if err != nil || !res.Changed || res.Kind != NodeUpdated {
+	if err != nil || !res.Changed() || res.Kind != NodeUpdated {
 		t.Fatalf("re-registration: %+v %v", res, err)
 	}
 	s2 := r.Snapshot("orders")
@@ -81,7 +81,7 @@ func TestHeartbeatKeepsSnapshot(t *testing.T) {
 	g := r.Generation()
 	c.Advance(time.Second)
 	res, err := r.Register(reg("s", "n", 2, 5))
-	if err != nil || res.Changed || res.Kind != NodeHeartbeat {
+	if err != nil || res.Changed() || res.Kind != NodeHeartbeat {
 		t.Fatalf("heartbeat: %+v %v", res, err)
 	}
 	if r.Snapshot("s") != s {
