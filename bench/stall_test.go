@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stubUpstream is a real HTTP server on 127.0.0.1 whose answer to the n-th
+// request it receives (n from 0) is chosen by plan: how long to stall and
+// which status to send. It is closed when the test ends.
+func stubUpstream(t *testing.T, plan func(n int64, received time.Time) (stall time.Duration, status int)) string {
+	t.Helper()
+	var seq atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stall, status := plan(seq.Add(1)-1, time.Now())
+		if stall > 0 {
+			time.Sleep(stall)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(upstreamBody)
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("stub upstream on %s, want 127.0.0.1", addr)
+	}
+	return addr
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestOpenLoopChargesQueueingDelay: the first 3 requests stall 200 ms each
+// behind one connection, so the requests due during those 600 ms queue.
+// Measured from their intended send time, every request due in the first
+// 400 ms waited at least 200 ms: 41 of the 60, so the median is at least
+// the stall. Measured from the actual send time, only the 3 stalled ones
+// would be slow and the median would be a loopback round trip.
+func TestOpenLoopChargesQueueingDelay(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	addr := stubUpstream(t, func(n int64, _ time.Time) (time.Duration, int) {
+		if n < 3 {
+			return stall, 200
+		}
+		return 0, 200
+	})
+	l := &Load{Addr: addr, Conns: 1, Duration: 600 * time.Millisecond, Expect: 200, Request: getRequests(addr, "/x")}
+	st := l.RunOpen(testContext(t, 20*time.Second), 100)
+	if st.OK != 60 || st.Errors != 0 || st.Missed != 0 {
+		t.Fatalf("ok %d errors %d missed %d (%s), want 60 requests answered", st.OK, st.Errors, st.Missed, st.FirstErr)
+	}
+	if p50 := st.Hist.Quantile(0.5); p50 < stall/2 {
+		t.Fatalf("open-loop p50 %s, want ≥ %s: queueing behind the stall is not charged (latency measured from the actual send time?)", p50, stall/2)
+	}
+	if st.SendLagP99 < stall/2 {
+		t.Fatalf("send lag p99 %s, want ≥ %s: requests queued behind the stall were sent late", st.SendLagP99, stall/2)
+	}
+}
+
+// warmupOnly answers 503 after a 200 ms stall to every request received
+// before warmEnd, 200 at once afterwards. A request received before warmEnd
+// was certainly sent before the load's window opened (the load takes its
+// start time after warmEnd-warmup was taken), so a correct load never
+// records one of those failures.
+func warmupOnly(warmEnd time.Time) func(int64, time.Time) (time.Duration, int) {
+	return func(_ int64, received time.Time) (time.Duration, int) {
+		if received.Before(warmEnd) {
+			return 200 * time.Millisecond, http.StatusServiceUnavailable
+		}
+		return 0, 200
+	}
+}
+
+// TestClosedLoopDropsWarmup: the warm-up's stalled, failing requests (the
+// second of which ends inside the window) must not be recorded.
+func TestClosedLoopDropsWarmup(t *testing.T) {
+	const warmup = 300 * time.Millisecond
+	addr := stubUpstream(t, warmupOnly(time.Now().Add(warmup)))
+	l := &Load{Addr: addr, Conns: 2, Warmup: warmup, Duration: 500 * time.Millisecond, Expect: 200, Request: getRequests(addr, "/x")}
+	st := l.RunClosed(testContext(t, 20*time.Second))
+	if st.Errors != 0 || st.OK == 0 {
+		t.Fatalf("closed loop recorded %d warm-up failures (%s), ok %d", st.Errors, st.FirstErr, st.OK)
+	}
+	if st.Hist.Count() != st.OK {
+		t.Fatalf("histogram holds %d values for %d requests in the window", st.Hist.Count(), st.OK)
+	}
+}
+
+// TestOpenLoopDropsWarmup is the same check for the open loop.
+func TestOpenLoopDropsWarmup(t *testing.T) {
+	const warmup = 300 * time.Millisecond
+	addr := stubUpstream(t, warmupOnly(time.Now().Add(warmup)))
+	l := &Load{Addr: addr, Conns: 4, Warmup: warmup, Duration: 300 * time.Millisecond, Expect: 200, Request: getRequests(addr, "/x")}
+	st := l.RunOpen(testContext(t, 20*time.Second), 100)
+	if st.Errors != 0 || st.OK+st.Missed != 30 {
+		t.Fatalf("open loop: errors %d (%s) ok %d missed %d, want 30 requests in the window and no warm-up failure", st.Errors, st.FirstErr, st.OK, st.Missed)
+	}
+	if st.Hist.Count() != st.OK {
+		t.Fatalf("histogram holds %d values for %d requests in the window", st.Hist.Count(), st.OK)
+	}
+}
