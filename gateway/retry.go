@@ -67,7 +67,11 @@ func (b *retryBudget) onRequest() {
 }
 
 // withdraw spends one retry; false when the budget is exhausted.
-func (b *retryBudget) withdraw() bool {
+func (b *retryBudget) withdraw() bool { return b.withdrawAt(unixNanos) }
+
+// withdrawAt is withdraw with the clock as a parameter (read only when the
+// bucket is empty), so that tests can move time.
+func (b *retryBudget) withdrawAt(now func() int64) bool {
 	for {
 		t := b.tokens.Load()
 		if t >= budgetUnit {
@@ -76,22 +80,38 @@ func (b *retryBudget) withdraw() bool {
 			}
 			continue
 		}
-		if !b.refill() {
+		if !b.refill(now()) {
 			return false
 		}
 	}
 }
 
-// refill adds the time-based reserve accrued since the last refill; it
-// reports whether it added anything.
-func (b *retryBudget) refill() bool {
-	now := time.Now().UnixNano()
+func unixNanos() int64 { return time.Now().UnixNano() }
+
+// budgetFullAfter is the time after which the time-based reserve alone
+// fills the bucket: a longer wait adds nothing more.
+const budgetFullAfter = int64(budgetCapacity / (budgetMinPerSecond * budgetUnit) * time.Second)
+
+// refill adds the time-based reserve accrued between the last refill and
+// now (unix nanos); it reports whether it added anything.
+func (b *retryBudget) refill(now int64) bool {
 	last := b.lastRefill.Load()
-	add := (now - last) * budgetMinPerSecond * budgetUnit / int64(time.Second)
+	elapsed := now - last
+	if elapsed < 0 {
+		// The wall clock was stepped back: restart the interval from now
+		// rather than refill nothing until the clock catches up.
+		b.lastRefill.CompareAndSwap(last, now)
+		return false
+	}
+	// Clamp before multiplying: elapsed nanoseconds × budgetUnit overflow
+	// int64 after about 107 days without a refill, which would turn the
+	// reserve negative and lose the retry floor until about day 213.
+	elapsed = min(elapsed, budgetFullAfter)
+	add := elapsed * budgetMinPerSecond * budgetUnit / int64(time.Second)
 	if add < budgetUnit || !b.lastRefill.CompareAndSwap(last, now) {
 		return false
 	}
-	if t := b.tokens.Add(min(add, budgetCapacity)); t > budgetCapacity {
+	if t := b.tokens.Add(add); t > budgetCapacity {
 		b.tokens.CompareAndSwap(t, budgetCapacity)
 	}
 	return true

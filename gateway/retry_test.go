@@ -185,3 +185,53 @@ func TestOutlierEjection(t *testing.T) {
 		t.Fatal("requests lost")
 	}
 }
+
+// The time-based reserve survives any time without a refill: after about
+// 107 days (elapsed nanoseconds × 1000 overflow int64) an unclamped refill
+// computes a negative amount and the 1-retry-per-second floor is lost
+// until about day 213. The clock is injected: no waiting, no wall time.
+func TestRetryBudgetRefillAfterLongIdle(t *testing.T) {
+	const day = 24 * time.Hour
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, idle := range []time.Duration{11 * time.Second, 106 * day, 107 * day, 150 * day, 212 * day, 213 * day, 300 * day, 290 * 365 * day} {
+		var b retryBudget
+		b.init(0.2, start)
+		at := start.UnixNano()
+		now := func() int64 { return at }
+		for b.withdrawAt(now) {
+		}
+		at += int64(idle)
+		n := 0
+		for b.withdrawAt(now) {
+			n++
+		}
+		if n != budgetCapacity/budgetUnit {
+			t.Errorf("after %v without a refill: %d retries, want the full bucket (%d)", idle, n, budgetCapacity/budgetUnit)
+		}
+		// And the floor goes on: one more retry a second later.
+		at += int64(time.Second)
+		if !b.withdrawAt(now) || b.withdrawAt(now) {
+			t.Errorf("after %v without a refill: the next second did not buy exactly one retry", idle)
+		}
+	}
+}
+
+// A wall clock stepped back does not stall the reserve until it catches
+// up: the interval restarts from the new time.
+func TestRetryBudgetClockStepBack(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var b retryBudget
+	b.init(0.2, start)
+	at := start.UnixNano()
+	now := func() int64 { return at }
+	for b.withdrawAt(now) {
+	}
+	at -= int64(time.Hour)
+	if b.withdrawAt(now) {
+		t.Fatal("a retry from a clock stepped back")
+	}
+	at += int64(time.Second)
+	if !b.withdrawAt(now) || b.withdrawAt(now) {
+		t.Fatal("one second after the clock stepped back: want exactly one retry")
+	}
+}
