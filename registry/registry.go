@@ -41,8 +41,8 @@ type Registry struct {
 	mu       sync.Mutex // serializes writers; never taken by Snapshot readers
 	services sync.Map   // string -> *service; Load is lock-free
 	expiry   expiryHeap // guarded by mu
-	nodes    int        // parent nodes, guarded by mu
-	seq      uint64     // event sequence, guarded by mu
+	nodes    atomic.Int64 // parent nodes; written under mu, read lock-free by Len
+	seq      uint64       // event sequence and snapshot version, guarded by mu
 	subs     []*Subscription
 
 	generation atomic.Uint64 // bumps on every mutation, heartbeats included
@@ -54,7 +54,6 @@ type service struct {
 	name    string
 	parents map[string]*parent
 	order   []*parent // parents sorted by node name, kept in step with parents
-	version uint64
 	snap    atomic.Pointer[Snapshot]
 	rr      atomic.Uint64 // round-robin counter, kept across snapshots
 }
@@ -105,6 +104,11 @@ func (n *Node) Attach(v any) { n.p.attachment.Store(v) }
 // may keep and use it freely; it must not be modified.
 type Snapshot struct {
 	Service string
+	// Version identifies the snapshot for the life of the process: it is
+	// the Seq of the Event that produced it, so it increases with every
+	// change and is never reused, not even by a service that was emptied
+	// (its record deleted) and registered again. Consumers may take an
+	// equal Version to mean the same snapshot.
 	Version uint64
 	// Nodes are the virtual nodes, interleaved by index (a-0, b-0, a-1, …)
 	// so round robin spreads a heavy node's turns.
@@ -115,24 +119,30 @@ type Snapshot struct {
 	// RR is the service's round-robin counter, shared by all its snapshots.
 	RR *atomic.Uint64
 
-	derived atomic.Pointer[derivedValue]
+	derived   atomic.Pointer[derivedValue]
+	derivedMu sync.Mutex // serializes the one build of derived
 }
 
 type derivedValue struct{ v any }
 
 // Derived returns a value computed once per snapshot by build (for example
 // lb's selection tables) and cached on it. build should be a plain function
-// (not a closure) so that the call does not allocate; it may run more than
-// once under contention, and one result wins.
+// (not a closure) so that the call does not allocate. It runs once per
+// snapshot: concurrent first callers wait for that one build rather than
+// each building their own, so a change to a large service costs one build,
+// not one per request in flight. Once built, Derived is one atomic load.
 func (s *Snapshot) Derived(build func(*Snapshot) any) any {
 	if d := s.derived.Load(); d != nil {
 		return d.v
 	}
-	d := &derivedValue{v: build(s)}
-	if s.derived.CompareAndSwap(nil, d) {
+	s.derivedMu.Lock()
+	defer s.derivedMu.Unlock()
+	if d := s.derived.Load(); d != nil {
 		return d.v
 	}
-	return s.derived.Load().v
+	d := &derivedValue{v: build(s)}
+	s.derived.Store(d)
+	return d.v
 }
 
 // Parent returns the first virtual node of the registration named
@@ -184,12 +194,8 @@ func (r *Registry) Range(fn func(*Snapshot) bool) {
 // included. Persistence compares it to skip writes of unchanged state.
 func (r *Registry) Generation() uint64 { return r.generation.Load() }
 
-// Len returns the number of registered (parent) nodes.
-func (r *Registry) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.nodes
-}
+// Len returns the number of registered (parent) nodes. It takes no lock.
+func (r *Registry) Len() int { return int(r.nodes.Load()) }
 
 // Result describes a registration once applied.
 type Result struct {
@@ -211,26 +217,48 @@ func (r *Registry) Register(reg Registration) (Result, error) {
 		return Result{}, err
 	}
 	reg.normalize()
-	now := r.now()
-	return r.apply(reg, now, now.Add(time.Duration(reg.TimeOut)*time.Second+ExpiryGrace))
-}
-
-func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The clock is read under the lock: read before it, a registration
+	// that waited for the lock behind a later heartbeat of the same node
+	// would move that node's deadline backwards.
+	now := r.now()
+	return r.applyLocked(reg, now, now.Add(time.Duration(reg.TimeOut)*time.Second+ExpiryGrace))
+}
+
+// Upsert applies a node state replicated from a shared store (another
+// instance's registration or heartbeat): the registration with its own
+// registration time and deadline, not this instance's clock. A state equal
+// to the current one except for its times is a heartbeat.
+func (r *Registry) Upsert(st NodeState) (Result, error) {
+	reg := st.Registration
+	if err := reg.Validate(); err != nil {
+		return Result{}, err
+	}
+	reg.normalize()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applyLocked(reg, time.UnixMilli(st.RegisteredAt), time.UnixMilli(st.ExpiresAt))
+}
+
+func (r *Registry) applyLocked(reg Registration, at, deadline time.Time) (Result, error) {
 	svc := r.serviceLocked(reg.ServiceName)
 	p, exists := svc.parents[reg.NodeName]
 	res := Result{Registration: reg, RegisteredAt: at.UnixMilli()}
 	if exists && p.reg.sameAs(&reg) {
-		p.registeredAt.Store(res.RegisteredAt)
-		p.expiresAt.Store(deadline.UnixMilli())
-		r.expiry.update(p, deadline.UnixNano())
+		// A heartbeat never moves a deadline backwards (a replicated
+		// state may arrive after a later local heartbeat).
+		if dl := deadline.UnixNano(); dl > p.deadline {
+			p.registeredAt.Store(res.RegisteredAt)
+			p.expiresAt.Store(deadline.UnixMilli())
+			r.expiry.update(p, dl)
+		}
 		r.generation.Add(1)
 		res.Address = p.address
 		res.Kind = NodeHeartbeat
 		return res, nil
 	}
-	if !exists && r.nodes >= r.opts.MaxNodes {
+	if !exists && r.nodes.Load() >= int64(r.opts.MaxNodes) {
 		if len(svc.parents) == 0 {
 			r.services.Delete(svc.name)
 		}
@@ -259,7 +287,7 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 		res.Kind = NodeUpdated
 		svc.order[svc.index(reg.NodeName)] = np
 	} else {
-		r.nodes++
+		r.nodes.Add(1)
 		i := svc.index(reg.NodeName)
 		svc.order = slices.Insert(svc.order, i, np)
 	}
@@ -272,6 +300,28 @@ func (r *Registry) apply(reg Registration, at, deadline time.Time) (Result, erro
 
 // Deregister removes a node at once. It reports whether the node existed.
 func (r *Registry) Deregister(serviceName, nodeName string) bool {
+	return r.Remove(serviceName, nodeName, "", NodeDeregistered)
+}
+
+// DeregisterAddress removes a node only while it is registered at address:
+// a health check that found the node at address dead must not remove the
+// registration the node made meanwhile at a new address. It reports
+// whether the node was removed.
+func (r *Registry) DeregisterAddress(serviceName, nodeName, address string) bool {
+	if address == "" {
+		return false
+	}
+	return r.Remove(serviceName, nodeName, address, NodeDeregistered)
+}
+
+// Remove removes a node, publishing an event of kind (NodeDeregistered or
+// NodeExpired: a removal replicated from a shared store keeps the reason it
+// had there). With a non-empty address the node is removed only while it
+// is registered at that address. It reports whether the node was removed.
+func (r *Registry) Remove(serviceName, nodeName, address string, kind EventKind) bool {
+	if kind != NodeExpired {
+		kind = NodeDeregistered
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v, ok := r.services.Load(serviceName)
@@ -280,11 +330,11 @@ func (r *Registry) Deregister(serviceName, nodeName string) bool {
 	}
 	svc := v.(*service)
 	p, ok := svc.parents[nodeName]
-	if !ok {
+	if !ok || address != "" && p.address != address {
 		return false
 	}
 	r.expiry.remove(p)
-	r.removeLocked(svc, nodeName, NodeDeregistered, r.now())
+	r.removeLocked(svc, nodeName, kind, r.now())
 	return true
 }
 
@@ -339,18 +389,19 @@ func (r *Registry) removeLocked(svc *service, nodeName string, kind EventKind, a
 	delete(svc.parents, nodeName)
 	i := svc.index(nodeName)
 	svc.order = slices.Delete(svc.order, i, i+1)
-	r.nodes--
+	r.nodes.Add(-1)
 	r.publishLocked(svc, kind, nodeName, at)
 	if len(svc.parents) == 0 {
 		r.services.Delete(svc.name)
 	}
 }
 
-// publishLocked rebuilds svc's snapshot, bumps its version and tells the
-// subscribers. Only this service's snapshot is rebuilt.
+// publishLocked rebuilds svc's snapshot, gives it the next event sequence
+// number as its version and tells the subscribers. Only this service's
+// snapshot is rebuilt.
 func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at time.Time) {
-	svc.version++
-	snap := &Snapshot{Service: svc.name, Version: svc.version, RR: &svc.rr}
+	r.seq++
+	snap := &Snapshot{Service: svc.name, Version: r.seq, RR: &svc.rr}
 	if len(svc.order) > 0 {
 		snap.Nodes = buildNodes(svc.order)
 		snap.Parents = make([]*Node, len(svc.order))
@@ -362,8 +413,7 @@ func (r *Registry) publishLocked(svc *service, kind EventKind, node string, at t
 		svc.snap.Store(nil)
 	}
 	r.generation.Add(1)
-	r.seq++
-	ev := Event{Seq: r.seq, Kind: kind, Service: svc.name, Node: node, Version: svc.version, At: at}
+	ev := Event{Seq: r.seq, Kind: kind, Service: svc.name, Node: node, Version: r.seq, At: at}
 	for _, s := range r.subs {
 		s.push(ev)
 	}

@@ -11,7 +11,7 @@ type NodeState struct {
 }
 
 // Export returns every registered node. It reads the published snapshots
-// and takes no writer lock, so persisting a large registry never stalls
+// and atomics only and takes no lock, so persisting a large registry never stalls
 // registrations; each service is exported as one consistent snapshot (a
 // heartbeat landing during the export may be seen half: its new
 // registration time with the previous deadline, which the next write
@@ -32,7 +32,10 @@ func (r *Registry) Export() []NodeState {
 }
 
 // Restore applies persisted nodes, skipping those already expired at now or
-// failing validation. It returns how many were restored and skipped.
+// failing validation. It returns how many were restored and skipped. A
+// saved deadline is trusted only up to now + timeOut + ExpiryGrace: a file
+// edited by hand, or written by a clock that was wrong, must not keep a
+// node alive for longer than one missed heartbeat would.
 func (r *Registry) Restore(states []NodeState, now time.Time) (restored, skipped int) {
 	for i := range states {
 		st := &states[i]
@@ -47,7 +50,13 @@ func (r *Registry) Restore(states []NodeState, now time.Time) (restored, skipped
 			continue
 		}
 		reg.normalize()
-		if _, err := r.apply(reg, time.UnixMilli(st.RegisteredAt), deadline); err != nil {
+		if limit := now.Add(time.Duration(reg.TimeOut)*time.Second + ExpiryGrace); deadline.After(limit) {
+			deadline = limit
+		}
+		r.mu.Lock()
+		_, err := r.applyLocked(reg, time.UnixMilli(st.RegisteredAt), deadline)
+		r.mu.Unlock()
+		if err != nil {
 			skipped++
 			continue
 		}
