@@ -38,9 +38,9 @@ type Registry struct {
 	opts Options
 	now  func() time.Time
 
-	mu       sync.Mutex // serializes writers; never taken by Snapshot readers
-	services sync.Map   // string -> *service; Load is lock-free
-	expiry   expiryHeap // guarded by mu
+	mu       sync.Mutex   // serializes writers; never taken by Snapshot readers
+	services sync.Map     // string -> *service; Load is lock-free
+	expiry   expiryHeap   // guarded by mu
 	nodes    atomic.Int64 // parent nodes; written under mu, read lock-free by Len
 	seq      uint64       // event sequence and snapshot version, guarded by mu
 	subs     []*Subscription
