@@ -158,8 +158,9 @@ func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*Load)
 }
 
 // median returns the median run by key, where a larger key is better;
-// with an even count it takes the better of the two middle runs. The
-// note lists every round's key so the spread is visible. nil when empty.
+// with an even count it takes the worse of the two middle runs, so a
+// lucky round never decides a bar. The note lists every round's key so
+// the spread is visible. nil when empty.
 func median(runs []Stats, key func(*Stats) float64, show func(*Stats) string) (*Stats, string) {
 	if len(runs) == 0 {
 		return nil, ""
@@ -174,7 +175,7 @@ func median(runs []Stats, key func(*Stats) float64, show func(*Stats) string) (*
 		shown[i] = show(&runs[i])
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return key(&runs[idx[a]]) < key(&runs[idx[b]]) })
-	return &runs[idx[len(idx)/2]], fmt.Sprintf("median of %d rounds (%s)", len(runs), strings.Join(shown, ", "))
+	return &runs[idx[(len(idx)-1)/2]], fmt.Sprintf("median of %d rounds (%s)", len(runs), strings.Join(shown, ", "))
 }
 
 // closedRounds runs closed-loop rounds and returns each target's median
