@@ -52,20 +52,26 @@ func histBounds(i int) (lo, width uint64) {
 }
 
 // Record adds one latency. Negative durations (a clock step) count as 0.
-func (h *Histogram) Record(d time.Duration) {
+func (h *Histogram) Record(d time.Duration) { h.RecordN(d, 1) }
+
+// RecordN adds n values of d at once.
+func (h *Histogram) RecordN(d time.Duration, n uint64) {
+	if n == 0 {
+		return
+	}
 	v := uint64(0)
 	if d > 0 {
 		v = uint64(d)
 	}
-	h.counts[histIndex(v)]++
+	h.counts[histIndex(v)] += n
 	if h.n == 0 || v < h.min {
 		h.min = v
 	}
 	if v > h.max {
 		h.max = v
 	}
-	h.n++
-	h.sum += v
+	h.n += n
+	h.sum += n * v
 }
 
 // Merge adds every value recorded in o to h.

@@ -34,12 +34,20 @@ type Load struct {
 	MaxRequests uint64        // hard cap on requests sent, warm-up included (0: no cap)
 	Expect      int           // expected status code
 	Request     RequestFactory
-	Timeout     time.Duration // per-request read/write timeout (default 5 s)
+	Timeout     time.Duration // per-request read/write timeout (default 5 s); failed requests count at this latency
+}
+
+// timeout returns the per-request timeout: Timeout, or 5 s.
+func (l *Load) timeout() time.Duration {
+	if l.Timeout <= 0 {
+		return 5 * time.Second
+	}
+	return l.Timeout
 }
 
 // Stats is the outcome of one run of a Load.
 type Stats struct {
-	Hist       Histogram     // latencies of successful requests in the window
+	Hist       Histogram     // latencies of every request in the window; a failed or missed one counts as at least the timeout
 	OK         uint64        // successful requests in the window
 	Errors     uint64        // transport errors and unexpected statuses in the window
 	Missed     uint64        // open loop: requests never sent because the run hit its hard deadline
@@ -75,20 +83,34 @@ type workerResult struct {
 	missed   uint64
 	lastDone time.Time
 	firstErr string
+	failAt   time.Duration // the latency a failure is recorded at: the load's timeout
 }
 
-// record counts one finished request: its latency when it succeeded, the
-// first error otherwise.
+// record counts one finished request. A failure is recorded at the
+// timeout (or its own latency, if longer): a request that got no good
+// answer is one its client waited for in vain, and leaving it out would
+// let a target that drops its slowest requests show better percentiles.
 func (r *workerResult) record(err error, latency time.Duration) {
 	if err != nil {
 		r.errs++
 		if r.firstErr == "" {
 			r.firstErr = err.Error()
 		}
+		r.hist.Record(max(latency, r.failAt))
 		return
 	}
 	r.ok++
 	r.hist.Record(latency)
+}
+
+// recordMissed counts one request of the window that was never sent, at
+// the timeout, like a failure.
+func (r *workerResult) recordMissed() {
+	r.missed++
+	if r.firstErr == "" {
+		r.firstErr = errOpenLoopLate.Error()
+	}
+	r.hist.Record(r.failAt)
 }
 
 // runWorkers runs one worker per connection, each with its own request and
@@ -97,6 +119,7 @@ func (l *Load) runWorkers(work func(r *workerResult, fill RequestFunc, req *fast
 	results := make([]workerResult, l.Conns)
 	var wg sync.WaitGroup
 	for w := range l.Conns {
+		results[w].failAt = l.timeout()
 		wg.Go(func() {
 			req := fasthttp.AcquireRequest()
 			resp := fasthttp.AcquireResponse()
@@ -115,10 +138,7 @@ func (l *Load) client() *fasthttp.HostClient {
 	if !strings.HasPrefix(l.Addr, "127.0.0.1:") {
 		panic("bench: load target " + l.Addr + " is not on 127.0.0.1")
 	}
-	timeout := l.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout := l.timeout()
 	return &fasthttp.HostClient{
 		Addr:                          l.Addr,
 		MaxConns:                      l.Conns,
@@ -235,7 +255,8 @@ var errOpenLoopLate = errors.New("not sent before the hard deadline: rate not su
 // closed loop would silently not send (coordinated omission). At most
 // Conns requests are in flight; if all are busy the next request waits,
 // and the wait counts as latency. Requests still unsent at the hard
-// deadline (Warmup+Duration+2 s) are counted as missed.
+// deadline (Warmup+Duration+2 s) are counted as missed, and recorded at
+// the timeout like failed requests.
 //
 // One pacer goroutine releases each request at its due time and Conns
 // workers send them. The pacer sleeps with nanosleep on its own thread
@@ -289,10 +310,7 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 			t0 := time.Now()
 			if t0.After(hardDeadline) || ctx.Err() != nil {
 				if measured {
-					r.missed++
-					if r.firstErr == "" {
-						r.firstErr = errOpenLoopLate.Error()
-					}
+					r.recordMissed()
 				}
 				continue
 			}
@@ -309,6 +327,7 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 	})
 	st := mergeResults(results)
 	st.Missed += pacerMissed.Load()
+	st.Hist.RecordN(l.timeout(), pacerMissed.Load())
 	if st.Missed > 0 && st.FirstErr == "" {
 		st.FirstErr = errOpenLoopLate.Error()
 	}

@@ -204,7 +204,9 @@ func p99(s *Stats) time.Duration { return s.Hist.Quantile(0.99) }
 
 // rowsFor picks each target's median run and adds one row per target,
 // in target order: a skip row when it was not measured, FAIL (or skip
-// when cut short) when its run is unhealthy. It returns the healthy
+// when cut short) when any of its rounds is unhealthy; a failure in a
+// round the median did not pick still fails the row, and the failed
+// column sums every round. It returns the healthy
 // medians (nil otherwise) and pointers to the rows, valid until the next
 // add, for the caller to judge against its bars.
 func (b *Bench) rowsFor(scenario string, ts []*target, runs [][]Stats, why []string, key func(*Stats) float64, show func(*Stats) string) ([]*Stats, []*Row) {
@@ -218,10 +220,26 @@ func (b *Bench) rowsFor(scenario string, ts []*target, runs [][]Stats, why []str
 		}
 		r := rowFromStats(scenario, t.name, st)
 		appendNote(&r, note)
-		if st.healthy() {
+		r.Errors = 0
+		worst := st
+		for k := range runs[i] {
+			run := &runs[i][k]
+			r.Errors += run.Errors + run.Missed
+			if worst.healthy() && !run.healthy() {
+				worst = run
+			}
+		}
+		switch {
+		case worst == st:
+		case worst.Errors+worst.Missed > 0:
+			appendNote(&r, fmt.Sprintf("another round failed: %d errors, first: %s", worst.Errors+worst.Missed, worst.FirstErr))
+		default:
+			appendNote(&r, "another round was cut short: "+worst.Stopped)
+		}
+		if worst.healthy() {
 			stats[i] = st
 		} else {
-			r.Verdict = unhealthyVerdict(st)
+			r.Verdict = unhealthyVerdict(worst)
 		}
 		b.add(r)
 	}

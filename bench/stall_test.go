@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -105,5 +106,75 @@ func TestOpenLoopDropsWarmup(t *testing.T) {
 	}
 	if st.Hist.Count() != st.OK {
 		t.Fatalf("histogram holds %d values for %d requests in the window", st.Hist.Count(), st.OK)
+	}
+}
+
+// everyTenthFails answers the 10th, 20th, … request with an immediate 503.
+func everyTenthFails(n int64, _ time.Time) (time.Duration, int) {
+	if n%10 == 9 {
+		return 0, http.StatusServiceUnavailable
+	}
+	return 0, 200
+}
+
+// TestFailuresCountAtTimeout: a failed request is a request that did not
+// get its answer; it must weigh in the percentiles as if it had waited its
+// whole timeout, not vanish from them. 10 % fail here, so p95 is the
+// timeout whatever the successful requests took.
+func TestFailuresCountAtTimeout(t *testing.T) {
+	const timeout = time.Second
+	addr := stubUpstream(t, everyTenthFails)
+	ctx := testContext(t, 20*time.Second)
+
+	l := &Load{Addr: addr, Conns: 2, Duration: 10 * time.Second, MaxRequests: 100, Expect: 200, Timeout: timeout, Request: getRequests(addr, "/x")}
+	st := l.RunClosed(ctx)
+	checkFailuresCounted(t, "closed loop", &st, 90, 10, timeout)
+
+	l = &Load{Addr: addr, Conns: 2, Duration: 200 * time.Millisecond, Expect: 200, Timeout: timeout, Request: getRequests(addr, "/x")}
+	st = l.RunOpen(ctx, 200)
+	checkFailuresCounted(t, "open loop", &st, 36, 4, timeout)
+}
+
+func checkFailuresCounted(t *testing.T, name string, st *Stats, ok, failed uint64, timeout time.Duration) {
+	t.Helper()
+	if st.OK != ok || st.Errors+st.Missed != failed {
+		t.Fatalf("%s: ok %d errors %d missed %d, want %d ok and %d failed", name, st.OK, st.Errors, st.Missed, ok, failed)
+	}
+	if st.Hist.Count() != ok+failed {
+		t.Fatalf("%s: histogram holds %d values for %d requests: failures left out of the percentiles", name, st.Hist.Count(), ok+failed)
+	}
+	if p95 := st.Hist.Quantile(0.95); p95 < timeout*99/100 {
+		t.Fatalf("%s: p95 %s with 10 %% failures, want the timeout %s", name, p95, timeout)
+	}
+	if st.healthy() {
+		t.Fatalf("%s: a run with failures counts as healthy", name)
+	}
+}
+
+// TestAnyFailureFailsRow: one failed request in 100,000, in any round, fails
+// the row, and the table shows the count in its own column.
+func TestAnyFailureFailsRow(t *testing.T) {
+	clean := Stats{OK: 100000, Elapsed: time.Second}
+	clean.Hist.Record(time.Millisecond)
+	one := clean
+	one.OK, one.Errors, one.FirstErr = 99999, 1, "status 502, want 200"
+	fasterOne := one
+	fasterOne.OK = 199999 // the better round, so the median is the clean one
+
+	for name, runs := range map[string][]Stats{
+		"single round":               {one},
+		"failure in the other round": {clean, fasterOne},
+	} {
+		b := &Bench{}
+		ts := []*target{{name: "maxine"}}
+		stats, rows := b.rowsFor("s", ts, [][]Stats{runs}, []string{""}, (*Stats).RPS, func(s *Stats) string { return fmtRPS(s.RPS()) })
+		if stats[0] != nil || rows[0].Verdict != verdictFail || rows[0].Errors != 1 {
+			t.Errorf("%s: verdict %q errors %d healthy %v, want FAIL with 1 failure", name, rows[0].Verdict, rows[0].Errors, stats[0] != nil)
+		}
+		var buf bytes.Buffer
+		(&Report{Rows: b.rows}).WriteMarkdown(&buf)
+		if !strings.Contains(buf.String(), "| 1 | — | — | FAIL |") {
+			t.Errorf("%s: failures not in their own column:\n%s", name, buf.String())
+		}
 	}
 }

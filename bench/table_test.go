@@ -58,17 +58,17 @@ func TestMarkdownAndJSON(t *testing.T) {
 	rep.WriteMarkdown(&buf)
 	out := buf.String()
 	lines := strings.Split(out, "\n")
-	if !strings.HasPrefix(lines[0], "| scenario | target | rps | p50 | p99 | p99.9 | ratio | bar | pass/fail |") {
+	if !strings.HasPrefix(lines[0], "| scenario | target | rps | p50 | p99 | p99.9 | failed | ratio | bar | pass/fail |") {
 		t.Fatalf("header: %q", lines[0])
 	}
-	for _, want := range []string{`maxine \| gw`, "| 1,000 |", "0.90× HAProxy", "| pass |", "| skip |", "20 errors (1.96 %)", "- a note", "Machine: test"} {
+	for _, want := range []string{`maxine \| gw`, "| 1,000 |", "| 20 |", "0.90× HAProxy", "| pass |", "| skip |", "20 errors (1.96 %)", "- a note", "Machine: test"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}
 	}
 	// every table line has the same number of cells
 	for _, l := range lines[:4] {
-		if n := strings.Count(strings.ReplaceAll(l, `\|`, ""), "|"); n != 10 {
+		if n := strings.Count(strings.ReplaceAll(l, `\|`, ""), "|"); n != 11 {
 			t.Errorf("line %q has %d separators", l, n)
 		}
 	}
