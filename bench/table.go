@@ -29,7 +29,7 @@ type Row struct {
 	P999     time.Duration `json:"p999_ns,omitempty"`
 	OK       uint64        `json:"ok,omitempty"`
 	Errors   uint64        `json:"errors,omitempty"` // failed and missed requests, summed over every round
-	Ratio    float64       `json:"ratio,omitempty"` // the compared figure (a ratio, or bytes for RSS)
+	Ratio    float64       `json:"ratio,omitempty"`  // the compared figure (a ratio, or bytes for RSS)
 	Figure   string        `json:"figure,omitempty"`
 	Bar      string        `json:"bar,omitempty"`
 	Verdict  string        `json:"verdict,omitempty"`
