@@ -7,7 +7,8 @@
 //     operator and viewer accounts from the environment;
 //   - access tokens: HS256 JWTs carrying a kid (so secrets can be rotated),
 //     the user's role and a credential version (so a password change revokes
-//     every token issued before it);
+//     every token issued before it, and so does deleting the credentials
+//     file: the version includes a random per-file epoch);
 //   - a per-client-IP RateLimiter for sign-in attempts.
 //
 // Everything is passed in through Options; the package has no global state
@@ -106,8 +107,8 @@ const bcryptMaxPassword = 72
 // Options configures an Authority. Fields mirror the MAXINE_* settings
 // (SPEC section 10); cmd/maxine fills them from flags and the environment.
 type Options struct {
-	// DataDir holds admin-credentials.json (bcrypt hash + credential
-	// version, mode 0600, replaced atomically). Required unless the admin is
+	// DataDir holds admin-credentials.json (bcrypt hash, credential
+	// version and epoch, mode 0600, replaced atomically). Required unless the admin is
 	// env-managed.
 	DataDir string
 
@@ -161,8 +162,24 @@ type user struct {
 // as a whole (never mutated) so readers can hold on to a snapshot.
 type adminState struct {
 	hash              []byte
-	credentialVersion uint64
+	credentialVersion uint64 // counts password changes since the file was created
+	epoch             uint64 // random per credentials file; 0 for files older than epochs
 	isDefault         bool
+}
+
+// tokenVersion is the credential version a token for this state carries
+// (its cv claim): the file's epoch plus its change counter, wrapping.
+//
+// The counter alone is not enough. Deleting the credentials file resets the
+// admin to admin/admin and the counter to 0, so with the counter alone every
+// unexpired token issued at versions 0, 1, ... of the deleted file would
+// verify again as soon as the new file's counter got back there (at once, for
+// version 0). A new file gets a new random epoch, so an old token's cv
+// matches the new file only if two random 64-bit epochs happen to lie within
+// a few password changes of each other. Restoring an old copy of the file
+// does bring its tokens back: that is the file being restored, not reset.
+func (st *adminState) tokenVersion() uint64 {
+	return st.epoch + st.credentialVersion
 }
 
 // Authority signs users in, issues and verifies their tokens, and changes
@@ -332,7 +349,7 @@ func (a *Authority) SignIn(name, password string) (token string, role Role, err 
 		if bcrypt.CompareHashAndPassword(st.hash, []byte(password)) != nil {
 			return "", RoleNone, ErrBadCredentials
 		}
-		cv = st.credentialVersion
+		cv = st.tokenVersion()
 	}
 	token, err = a.keys.sign(u.name, u.role, cv, a.now(), a.ttl)
 	if err != nil {
@@ -374,6 +391,7 @@ func (a *Authority) ChangePassword(name, oldPassword, newPassword string) error 
 	next := &adminState{
 		hash:              hash,
 		credentialVersion: cur.credentialVersion + 1,
+		epoch:             cur.epoch,
 		isDefault:         newPassword == DefaultAdminPassword,
 	}
 	if err := storeCredentials(a.credPath, next, a.now()); err != nil {

@@ -338,6 +338,15 @@ func TestNewErrors(t *testing.T) {
 		{"truncated", func(o *Options) { o.DataDir = corrupt(`{"passwordHash": "$2a$04$`) }, CredentialsFile},
 		{"missing hash", func(o *Options) { o.DataDir = corrupt(`{"credentialVersion": 3}`) }, CredentialsFile},
 		{"not a bcrypt hash", func(o *Options) { o.DataDir = corrupt(`{"passwordHash": "admin"}`) }, CredentialsFile},
+		{"epoch not hex", func(o *Options) {
+			o.DataDir = corrupt(`{"passwordHash": "$2a$04$abcdefghijklmnopqrstuu5Oe3Z1m6ZmvP1mHzgl0RJQm0q1sx1i.", "credentialEpoch": "zz"}`)
+		}, "credentialEpoch"},
+		{"epoch too short", func(o *Options) {
+			o.DataDir = corrupt(`{"passwordHash": "$2a$04$abcdefghijklmnopqrstuu5Oe3Z1m6ZmvP1mHzgl0RJQm0q1sx1i.", "credentialEpoch": "00ff"}`)
+		}, "credentialEpoch"},
+		{"epoch as number", func(o *Options) {
+			o.DataDir = corrupt(`{"passwordHash": "$2a$04$abcdefghijklmnopqrstuu5Oe3Z1m6ZmvP1mHzgl0RJQm0q1sx1i.", "credentialEpoch": 7}`)
+		}, CredentialsFile},
 		{"negative version", func(o *Options) {
 			o.DataDir = corrupt(`{"passwordHash": "$2a$04$abcdefghijklmnopqrstuu5Oe3Z1m6ZmvP1mHzgl0RJQm0q1sx1i.", "credentialVersion": -1}`)
 		}, CredentialsFile},
@@ -415,5 +424,125 @@ func TestErrorsAreDistinct(t *testing.T) {
 				t.Fatalf("errors.Is(%v, %v) = %v", a, b, i != j)
 			}
 		}
+	}
+}
+
+// TestDeletedCredentialsFileRevokesTokens: deleting the credentials file
+// resets the admin to admin/admin, and must not bring back tokens issued
+// under the old file, even when the new file's version counter climbs back
+// to the value those tokens carry.
+func TestDeletedCredentialsFileRevokesTokens(t *testing.T) {
+	opts := testOptions(t)
+	path := filepath.Join(opts.DataDir, CredentialsFile)
+	a := mustNew(t, opts)
+	atV0 := mustSignIn(t, a, "admin", "admin")
+	if err := a.ChangePassword("admin", "admin", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	atV1 := mustSignIn(t, a, "admin", "s3cret")
+	viewer := mustSignIn(t, a, "view", "view-pass")
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	b := mustNew(t, opts) // same data dir, same secret: a restart
+	if !b.UsingDefaultAdmin() {
+		t.Fatal("deleted file: want the default admin back")
+	}
+	if _, err := b.Verify(atV0); err != ErrTokenInvalid {
+		t.Fatalf("token from the deleted file's version 0: Verify = %v, want ErrTokenInvalid", err)
+	}
+	if _, err := b.Verify(viewer); err != nil {
+		t.Fatalf("env accounts do not depend on the file: %v", err)
+	}
+	fresh := mustSignIn(t, b, "admin", "admin")
+	if _, err := b.Verify(fresh); err != nil {
+		t.Fatalf("token from the new file: %v", err)
+	}
+
+	// One change on the new file takes its counter to 1, where atV1 was.
+	if err := b.ChangePassword("admin", "admin", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Verify(atV1); err != ErrTokenInvalid {
+		t.Fatalf("token from the deleted file's version 1: Verify = %v, want ErrTokenInvalid", err)
+	}
+	// And across another restart on the new file.
+	c := mustNew(t, opts)
+	if _, err := c.Verify(atV1); err != ErrTokenInvalid {
+		t.Fatalf("after restart, token from the deleted file's version 1: Verify = %v, want ErrTokenInvalid", err)
+	}
+	if _, err := c.Verify(mustSignIn(t, b, "admin", "s3cret")); err != nil {
+		t.Fatalf("token from the new file after restart: %v", err)
+	}
+}
+
+// TestCredentialsFileWithoutEpoch: a file written before credential epochs
+// existed keeps working, and so do the tokens issued under it (their cv is
+// the bare version); deleting it still revokes them.
+func TestCredentialsFileWithoutEpoch(t *testing.T) {
+	clock := newFakeClock()
+	opts := testOptions(t)
+	opts.Now = clock.Now
+	hash, err := bcrypt.GenerateFromPassword([]byte("old-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(opts.DataDir, CredentialsFile)
+	legacy := `{"passwordHash": "` + string(hash) + `", "credentialVersion": 3, "updatedAt": "2024-01-01T00:00:00Z"}`
+	if err := os.WriteFile(path, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := mustNew(t, opts)
+	// A token as the previous release issued it: cv is the version, 3.
+	now := clock.Now().Unix()
+	old := forge(t, map[string]any{"alg": "HS256", "typ": "JWT", "kid": kidOf(opts.Secret)},
+		map[string]any{"iss": Issuer, "sub": "admin", "role": "admin", "cv": 3, "iat": now, "exp": now + 600}, opts.Secret)
+	if _, err := a.Verify(old); err != nil {
+		t.Fatalf("token issued under a file without an epoch: %v", err)
+	}
+	if _, err := a.Verify(mustSignIn(t, a, "admin", "old-pass")); err != nil {
+		t.Fatal(err)
+	}
+	// Changing the password does not add an epoch behind the user's back;
+	// the version still moves on and revokes the old token.
+	if err := a.ChangePassword("admin", "old-pass", "new-pass"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("credentialEpoch")) || !bytes.Contains(data, []byte(`"credentialVersion": 4`)) {
+		t.Fatalf("rewritten legacy file: %s", data)
+	}
+	if _, err := a.Verify(old); err != ErrTokenInvalid {
+		t.Fatalf("token from before the change: Verify = %v, want ErrTokenInvalid", err)
+	}
+	at4 := mustSignIn(t, a, "admin", "new-pass")
+
+	// Deleting it gives the new file an epoch, so no version of the old
+	// file comes back.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	b := mustNew(t, opts)
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"credentialEpoch": "`)) {
+		t.Fatalf("new file has no epoch: %s", data)
+	}
+	for range 4 {
+		if _, err := b.Verify(at4); err != ErrTokenInvalid {
+			t.Fatalf("token from the deleted legacy file: Verify = %v, want ErrTokenInvalid", err)
+		}
+		if err := b.ChangePassword("admin", "admin", "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Verify(at4); err != ErrTokenInvalid {
+		t.Fatalf("token from the deleted legacy file at the same version: Verify = %v, want ErrTokenInvalid", err)
 	}
 }

@@ -2,6 +2,9 @@ package auth
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +24,16 @@ const CredentialsFile = "admin-credentials.json"
 
 // credentialsFile is the on-disk form of adminState. The password is only
 // ever stored as a bcrypt hash.
+//
+// CredentialEpoch is 16 hex digits (a string, so tools that read JSON
+// numbers as doubles cannot round it). It is drawn at random when the file is
+// created and never changes afterwards; see adminState.tokenVersion for why.
+// Files written before the epoch existed have none, which reads as 0 and
+// keeps the tokens issued under them valid.
 type credentialsFile struct {
 	PasswordHash      string    `json:"passwordHash"`
 	CredentialVersion uint64    `json:"credentialVersion"`
+	CredentialEpoch   string    `json:"credentialEpoch,omitempty"`
 	UpdatedAt         time.Time `json:"updatedAt"`
 }
 
@@ -40,7 +50,7 @@ func loadOrCreateCredentials(path string, cost int, now time.Time) (*adminState,
 		if err != nil {
 			return nil, fmt.Errorf("auth: cannot hash the default admin password: %w", err)
 		}
-		st := &adminState{hash: hash, isDefault: true}
+		st := &adminState{hash: hash, epoch: newEpoch(), isDefault: true}
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("auth: cannot create data dir for %q: %w", path, err)
 		}
@@ -74,9 +84,18 @@ func parseCredentials(data []byte) (*adminState, error) {
 	if _, err := bcrypt.Cost(hash); err != nil {
 		return nil, fmt.Errorf("passwordHash is not a bcrypt hash: %w", err)
 	}
+	var epoch uint64
+	if f.CredentialEpoch != "" {
+		b, err := hex.DecodeString(f.CredentialEpoch)
+		if err != nil || len(b) != 8 {
+			return nil, fmt.Errorf("credentialEpoch %q is not 16 hex digits", f.CredentialEpoch)
+		}
+		epoch = binary.BigEndian.Uint64(b)
+	}
 	return &adminState{
 		hash:              hash,
 		credentialVersion: f.CredentialVersion,
+		epoch:             epoch,
 		// One comparison at start-up, so UsingDefaultAdmin tells the truth
 		// even for a file written by an older version or by hand.
 		isDefault: bcrypt.CompareHashAndPassword(hash, []byte(DefaultAdminPassword)) == nil,
@@ -88,11 +107,15 @@ func parseCredentials(data []byte) (*adminState, error) {
 // the directory. A crash leaves either the old or the new file, never a torn
 // one; losing the file would reset the admin to admin/admin.
 func storeCredentials(path string, st *adminState, now time.Time) error {
-	data, err := json.MarshalIndent(credentialsFile{
+	f := credentialsFile{
 		PasswordHash:      string(st.hash),
 		CredentialVersion: st.credentialVersion,
 		UpdatedAt:         now.UTC(),
-	}, "", "  ")
+	}
+	if st.epoch != 0 {
+		f.CredentialEpoch = hex.EncodeToString(binary.BigEndian.AppendUint64(nil, st.epoch))
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("auth: cannot encode admin credentials: %w", err)
 	}
@@ -105,4 +128,14 @@ func storeCredentials(path string, st *adminState, now time.Time) error {
 		return fmt.Errorf("auth: cannot store admin credentials: %w", err)
 	}
 	return nil
+}
+
+// newEpoch draws the epoch of a new credentials file: 64 random bits, never
+// 0 (0 is what a file without an epoch reads as).
+func newEpoch() uint64 {
+	var b [8]byte
+	// crypto/rand.Read never returns an error (it crashes the program when
+	// the OS has no randomness), so there is nothing to handle.
+	_, _ = rand.Read(b[:])
+	return max(binary.BigEndian.Uint64(b[:]), 1)
 }

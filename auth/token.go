@@ -142,7 +142,7 @@ func (a *Authority) Verify(token string) (Claims, error) {
 	}
 	var cv uint64
 	if u.hash == nil { // the file-backed admin
-		cv = a.admin.Load().credentialVersion
+		cv = a.admin.Load().tokenVersion()
 	}
 	if *tc.CV != cv {
 		return Claims{}, ErrTokenInvalid

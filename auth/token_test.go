@@ -192,7 +192,10 @@ func TestVerifyRejects(t *testing.T) {
 			c["sub"], c["role"] = "admin", "viewer"
 		}), secret)},
 		{"stale credential version", forge(t, hdr("HS256"), claims(func(c map[string]any) {
-			c["sub"], c["role"], c["cv"] = "admin", "admin", 1
+			c["sub"], c["role"], c["cv"] = "admin", "admin", a.admin.Load().tokenVersion()-1
+		}), secret)},
+		{"credential version without the file's epoch", forge(t, hdr("HS256"), claims(func(c map[string]any) {
+			c["sub"], c["role"], c["cv"] = "admin", "admin", 0
 		}), secret)},
 		{"env user with nonzero cv", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["cv"] = 1 }), secret)},
 		{"not yet valid", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["nbf"] = now + 60 }), secret)},
