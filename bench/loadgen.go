@@ -51,7 +51,7 @@ type Stats struct {
 	OK         uint64        // successful requests in the window
 	Errors     uint64        // transport errors and unexpected statuses in the window
 	Missed     uint64        // open loop: requests never sent because the run hit its hard deadline
-	Elapsed    time.Duration // length of the measurement window actually used
+	Elapsed    time.Duration // closed loop: the window actually used; open loop: first due time to last answer (at least the planned window)
 	FirstErr   string        // first error seen, for the report
 	Stopped    string        // non-empty when the run was cut short by its context
 	SendLagP99 time.Duration // open loop: p99 of (actual send - intended send)
@@ -321,6 +321,7 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 			if !measured {
 				continue
 			}
+			r.lastDone = t1
 			r.lag.Record(t0.Sub(due))
 			r.record(err, t1.Sub(due))
 		}
@@ -336,7 +337,17 @@ func (l *Load) RunOpen(ctx context.Context, rate uint64) Stats {
 		lag.Merge(&results[i].lag)
 	}
 	st.SendLagP99 = lag.Quantile(0.99)
+	// The window runs from the first measured request's due time to the
+	// last measured answer, so RPS is what the target delivered: a target
+	// that falls behind takes longer than the planned window, and dividing
+	// by the plan would print the offered rate instead.
 	st.Elapsed = sched.Offset(total) - sched.Offset(warm)
+	windowStart := sched.At(warm)
+	for i := range results {
+		if d := results[i].lastDone.Sub(windowStart); d > st.Elapsed {
+			st.Elapsed = d
+		}
+	}
 	if ctx.Err() != nil {
 		st.Stopped = stopReason(ctx)
 	}

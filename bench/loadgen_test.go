@@ -95,8 +95,8 @@ func TestRunsAgainstLocalServer(t *testing.T) {
 	if st.OK+st.Errors+st.Missed != 400 || st.Errors != 0 {
 		t.Fatalf("open loop: ok %d errors %d missed %d (%s), want 400 requests", st.OK, st.Errors, st.Missed, st.FirstErr)
 	}
-	if st.Elapsed != 400*time.Millisecond {
-		t.Fatalf("open loop window %s", st.Elapsed)
+	if st.Elapsed < 400*time.Millisecond {
+		t.Fatalf("open loop window %s, want at least the planned 400ms", st.Elapsed)
 	}
 
 	l.Expect = 302 // every answer is now "wrong"

@@ -178,3 +178,20 @@ func TestAnyFailureFailsRow(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLoopRPSIsThroughput: 60 requests offered at 200/s to a target
+// that needs 25 ms for each and has one connection. It cannot finish
+// them in less than 1.5 s, so the rps column must say at most 40/s, not
+// the 200/s that were offered.
+func TestOpenLoopRPSIsThroughput(t *testing.T) {
+	const service = 25 * time.Millisecond
+	addr := stubUpstream(t, func(int64, time.Time) (time.Duration, int) { return service, 200 })
+	l := &Load{Addr: addr, Conns: 1, Duration: 300 * time.Millisecond, Expect: 200, Request: getRequests(addr, "/x")}
+	st := l.RunOpen(testContext(t, 20*time.Second), 200)
+	if st.OK == 0 || st.Errors != 0 {
+		t.Fatalf("ok %d errors %d (%s)", st.OK, st.Errors, st.FirstErr)
+	}
+	if limit := float64(time.Second / service); st.RPS() > limit {
+		t.Fatalf("open-loop rps %.0f over %s for %d answers, but one connection at %s a request sustains at most %.0f/s: the offered rate, not the throughput", st.RPS(), st.Elapsed, st.OK, service, limit)
+	}
+}
