@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,5 +237,139 @@ func TestRetryBudgetClockStepBack(t *testing.T) {
 	at += int64(time.Second)
 	if !b.withdrawAt(now) || b.withdrawAt(now) {
 		t.Fatal("one second after the clock stepped back: want exactly one retry")
+	}
+}
+
+// failingNode is how a node fails a request it received: it answers 502,
+// or it reads the request and resets the connection.
+type failingNode struct {
+	name string
+	h    http.HandlerFunc
+}
+
+var failingNodes = []failingNode{
+	{"502", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusBadGateway)
+	}},
+	{"reset", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		conn.(*net.TCPConn).SetLinger(0) // close with RST
+		conn.Close()
+	}},
+}
+
+// retryPair returns a gateway over service "svc" with a failing node and a
+// healthy one, breakers off so that round robin alternates between them.
+func retryPair(t *testing.T, fail http.HandlerFunc) (f *fixture, bad, good *backend) {
+	t.Helper()
+	f = newFixture(t, func(o *Options) {
+		o.Breaker.Disabled = true
+		o.StreamThreshold = 4 << 10
+	})
+	bad = startBackend(t, "bad", fail)
+	good = startBackend(t, "good", nil)
+	bad.keep, good.keep = false, false
+	f.register("svc", "bad", bad, 1, nil)
+	f.register("svc", "good", good, 1, nil)
+	f.waitNodes("svc", 2)
+	return f, bad, good
+}
+
+// sendUntilBadNode sends requests (made fresh by newReq) one at a time
+// until the bad node has received want of them, and reports whether
+// any request that reached the bad node also reached the good one (was
+// retried). Requests that round robin sent to the good node first are
+// not counted.
+func sendUntilBadNode(t *testing.T, f *fixture, bad, good *backend, want int, newReq func() *http.Request) (retried int) {
+	t.Helper()
+	for i, got := 0, 0; got < want; i++ {
+		if i == 8*want {
+			t.Fatalf("after %d requests the bad node got only %d", i, got)
+		}
+		b0, g0 := bad.hits.Load(), good.hits.Load()
+		req := newReq()
+		resp, err := f.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", req.Method, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if bad.hits.Load() == b0 {
+			continue
+		}
+		got++
+		if good.hits.Load() != g0 {
+			retried++
+		} else if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s that failed and was not retried: status %d, want 502", req.Method, resp.StatusCode)
+		}
+	}
+	return retried
+}
+
+// A PATCH is not idempotent (RFC 5789 §2; RFC 9110 §9.2.2): one that
+// reached a node which then failed is not sent to a second node, and it
+// reaches the failing node once. A PUT in the same position is retried,
+// which shows that the test can see a retry.
+func TestRetryPatchNotRetried(t *testing.T) {
+	for _, fn := range failingNodes {
+		t.Run(fn.name, func(t *testing.T) {
+			f, bad, good := retryPair(t, fn.h)
+			newReq := func(method string) func() *http.Request {
+				return func() *http.Request {
+					req, err := http.NewRequest(method, f.url+"/svc/x", strings.NewReader(`{"op":"inc"}`))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return req
+				}
+			}
+			b0 := bad.hits.Load()
+			if n := sendUntilBadNode(t, f, bad, good, 3, newReq("PATCH")); n != 0 {
+				t.Fatalf("%d of 3 PATCHes that reached the failing node were retried on the other node", n)
+			}
+			if n := bad.hits.Load() - b0; n != 3 {
+				t.Fatalf("3 PATCHes reached the failing node %d times", n)
+			}
+			if n := sendUntilBadNode(t, f, bad, good, 3, newReq("PUT")); n != 3 {
+				t.Fatalf("control: %d of 3 buffered PUTs were retried, want 3", n)
+			}
+		})
+	}
+}
+
+// A PUT is idempotent, but one whose body was streamed to a node (larger
+// than StreamThreshold, or chunked) cannot be sent again: the body was
+// read from the client and not kept. It is not retried.
+func TestRetryStreamedBodyNotRetried(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB, over the 4 KiB threshold
+	bodies := []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"content-length", func() io.Reader { return bytes.NewReader(payload) }},
+		{"chunked", func() io.Reader { return io.MultiReader(bytes.NewReader(payload)) }},
+	}
+	for _, fn := range failingNodes {
+		for _, bd := range bodies {
+			t.Run(fn.name+"/"+bd.name, func(t *testing.T) {
+				f, bad, good := retryPair(t, fn.h)
+				newReq := func() *http.Request {
+					req, err := http.NewRequest("PUT", f.url+"/svc/x", bd.body())
+					if err != nil {
+						t.Fatal(err)
+					}
+					return req
+				}
+				if n := sendUntilBadNode(t, f, bad, good, 3, newReq); n != 0 {
+					t.Fatalf("%d of 3 streamed PUTs that reached the failing node were retried on the other node", n)
+				}
+			})
+		}
 	}
 }
