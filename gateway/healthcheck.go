@@ -133,7 +133,10 @@ func (p *Proxy) recordProbe(u *upstream, errText string) {
 	}
 	p.notify(notice{kind: noticeHealth, service: u.service, node: u.name, healthy: healthy, reason: errText})
 	if !healthy && h.Evict && !u.retired.Load() {
-		if p.reg.Deregister(u.service, u.name) {
+		// Only the registration that was probed: the node may have
+		// registered again at a new address while the probe was in
+		// flight, and that registration is not the one found dead.
+		if p.evict(u.service, u.name, u.address) {
 			p.notify(notice{kind: noticeEvicted, service: u.service, node: u.name, reason: "health check failed: " + errText})
 		}
 	}
@@ -157,9 +160,32 @@ func (p *Proxy) observe(t *serviceTable, u *upstream, failed, ok bool) {
 		return
 	}
 	u.consecFail.Store(0)
-	if t == nil || 2*(t.usableNodes()-1) < len(t.snap.Parents) {
+	if t == nil {
+		return
+	}
+	// Count and eject as one step per service: counted apart, two nodes
+	// failing at once could each see the other still usable and both be
+	// ejected, emptying a two-node service. Only the attempt that crosses
+	// the failure threshold takes this lock; selection never does.
+	svc := t.svc
+	svc.ejectMu.Lock()
+	defer svc.ejectMu.Unlock()
+	if p.afterEjectCount != nil {
+		p.afterEjectCount()
+	}
+	if 2*(t.usableNodes()-1) < len(t.snap.Parents) {
 		return // ejecting it would leave fewer than half of the nodes
 	}
 	u.ejectedUntil.Store(time.Now().Add(p.o.OutlierEjectionTime).UnixNano())
 	p.notify(notice{kind: noticeEjected, service: u.service, node: u.name})
+}
+
+// evict deregisters an unhealthy node (HealthOptions.Evict) through
+// HealthOptions.Evictor when set (a shared store in a cluster), else from
+// the local registry; only while it is still registered at address.
+func (p *Proxy) evict(service, node, address string) bool {
+	if e := p.o.Health.Evictor; e != nil {
+		return e(service, node, address)
+	}
+	return p.reg.DeregisterAddress(service, node, address)
 }

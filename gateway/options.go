@@ -141,6 +141,11 @@ type HealthOptions struct {
 	Leader func() bool
 	// Concurrency bounds the probes in flight at once. Default 16.
 	Concurrency int
+	// Evictor, when set, removes an evicted node instead of the local
+	// registry: in a cluster the eviction goes through the shared store
+	// (a leader-only, fenced write). It must remove the node only while it
+	// is registered at address, and report whether it did.
+	Evictor func(service, node, address string) bool
 }
 
 // EventSink receives state changes of nodes. It is called from the Proxy's

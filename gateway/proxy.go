@@ -55,6 +55,15 @@ type Proxy struct {
 	metrics  *proxyMetrics // nil when metrics are off
 
 	exchanges sync.Pool // *exchange
+
+	// afterSnapshotRead, when set (tests only, before Run starts), runs
+	// in applyBatchLocked between its snapshot read and the table update:
+	// the seam through which tests inject a registry change at exactly
+	// that point.
+	afterSnapshotRead func(service string)
+	// afterEjectCount, when set (tests only), runs in observe while it
+	// holds the service's ejection lock, before it counts usable nodes.
+	afterEjectCount func()
 }
 
 // exchange is the per-request state, pooled so that forwarding a request
@@ -167,23 +176,29 @@ func (p *Proxy) Run(done <-chan struct{}) {
 			time.Sleep(rebuildWindow)
 			var overflowed bool
 			events, overflowed = sub.Take(events[:0])
-			p.mu.Lock()
-			if overflowed {
-				p.resyncLocked()
-			} else {
-				changed := false
-				for name, b := range groupEvents(events, batches) {
-					changed = p.applyBatchLocked(name, b) || changed
-				}
-				clear(batches)
-				if changed {
-					p.publishRoutesLocked()
-				}
-			}
-			p.mu.Unlock()
+			p.applyEvents(events, overflowed, batches)
 		case n := <-p.notices:
 			p.deliver(n)
 		}
+	}
+}
+
+// applyEvents applies what one Take returned: every affected service's
+// table brought up to date, or a full resync after an overflow.
+func (p *Proxy) applyEvents(events []registry.Event, overflowed bool, batches map[string]*eventBatch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if overflowed {
+		p.resyncLocked()
+		return
+	}
+	changed := false
+	for name, b := range groupEvents(events, batches) {
+		changed = p.applyBatchLocked(name, b) || changed
+	}
+	clear(batches)
+	if changed {
+		p.publishRoutesLocked()
 	}
 }
 
@@ -219,14 +234,28 @@ func groupEvents(events []registry.Event, batches map[string]*eventBatch) map[st
 // attached: a registration costs O(1) here, however large the service. A
 // snapshot that moved on since (a registration raced this batch) or a new
 // service gets the full walk of applyLocked.
+//
+// The identity test is the snapshot's Version, which the registry never
+// reuses (it is the event sequence number, not a per-service counter that
+// restarts when a service is emptied and registered again): an equal
+// Version is the very snapshot the batch's last event produced, so every
+// node it holds was named by this batch or attached by an earlier one.
 func (p *Proxy) applyBatchLocked(name string, b *eventBatch) bool {
 	snap := p.reg.Snapshot(name)
+	if p.afterSnapshotRead != nil {
+		p.afterSnapshotRead(name)
+	}
 	svc := p.services[name]
 	if snap == nil || svc == nil || snap.Version != b.version || svc.table.Load() == nil {
 		changed := p.applyLocked(name, "")
 		if svc = p.services[name]; svc != nil {
+			// Judge what left by the snapshot the table now holds, which
+			// applyLocked read after snap: a node that left and came
+			// back between the two reads is in the table, re-attached,
+			// and must keep its upstream.
+			cur := svc.table.Load().snap
 			for _, n := range b.gone {
-				p.dropIfGone(svc, snap, n)
+				p.dropIfGone(svc, cur, n)
 			}
 		}
 		return changed

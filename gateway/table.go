@@ -32,6 +32,10 @@ type service struct {
 	// the writer (attach, dropIfGone); guarded by Proxy.mu, never read by
 	// requests.
 	upstreams map[string]*upstream
+
+	// ejectMu makes outlier ejection's count-then-eject one step for the
+	// service (see observe); never taken on the request path otherwise.
+	ejectMu sync.Mutex
 }
 
 // serviceTable is the immutable routing state of one service at one
