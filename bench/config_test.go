@@ -11,7 +11,7 @@ import (
 )
 
 func TestNginxConfigRedirect(t *testing.T) {
-	c := nginxConfig("/tmp/x", 18080, "")
+	c := nginxConfig("/tmp/x", 18080, "", 2)
 	for _, want := range []string{
 		"worker_processes 2;", "daemon off;", "error_log /tmp/x/e.log;", "pid /tmp/x/nginx.pid;",
 		"access_log off;", "listen 127.0.0.1:18080;", "return 302 http://127.0.0.1:9/x;",
@@ -30,7 +30,7 @@ func TestNginxConfigRedirect(t *testing.T) {
 }
 
 func TestNginxConfigProxy(t *testing.T) {
-	c := nginxConfig("/tmp/x", 18081, "127.0.0.1:9999")
+	c := nginxConfig("/tmp/x", 18081, "127.0.0.1:9999", 2)
 	for _, want := range []string{
 		"server 127.0.0.1:9999;", "keepalive 256;", "proxy_pass http://bench_upstream;",
 		"proxy_http_version 1.1;", `proxy_set_header Connection "";`, "listen 127.0.0.1:18081;",
@@ -48,7 +48,7 @@ func TestNginxConfigProxy(t *testing.T) {
 }
 
 func TestHAProxyConfig(t *testing.T) {
-	c := haproxyConfig(18082, "127.0.0.1:9999", 5000)
+	c := haproxyConfig(18082, "127.0.0.1:9999", 5000, 2)
 	for _, want := range []string{
 		"nbthread 2", "mode http", "option http-keep-alive", "http-reuse always",
 		"bind 127.0.0.1:18082", "maxconn 5000", "server up1 127.0.0.1:9999", "timeout connect",
@@ -72,7 +72,7 @@ func TestConfigsParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			conf := filepath.Join(d, "nginx.conf")
-			if err := os.WriteFile(conf, []byte(nginxConfig(d, 18083, up)), 0o644); err != nil {
+			if err := os.WriteFile(conf, []byte(nginxConfig(d, 18083, up, 2)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if out, err := exec.CommandContext(ctx, bin, "-t", "-q", "-p", d, "-c", conf, "-e", filepath.Join(d, "e.log")).CombinedOutput(); err != nil {
@@ -84,7 +84,7 @@ func TestConfigsParse(t *testing.T) {
 	}
 	if bin := findBinary("haproxy"); bin != "" {
 		conf := filepath.Join(dir, "haproxy.cfg")
-		if err := os.WriteFile(conf, []byte(haproxyConfig(18084, "127.0.0.1:9999", haproxyMaxconn())), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(haproxyConfig(18084, "127.0.0.1:9999", haproxyMaxconn(), 2)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.CommandContext(ctx, bin, "-c", "-f", conf).CombinedOutput()

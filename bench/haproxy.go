@@ -11,15 +11,15 @@ import (
 )
 
 // haproxyConfig renders the HAProxy configuration the gateway is compared
-// against: 2 threads (the machine's budget), HTTP mode, keep-alive on both
+// against: cpus threads (the run's CPU budget, Config.CPUs), HTTP mode, keep-alive on both
 // sides and server connections shared between client connections
 // (`http-reuse always`), which is HAProxy at its fastest for this load.
 //
 // maxconn is passed in because HAProxy refuses to start when it cannot
 // raise its file-descriptor limit to about twice maxconn.
-func haproxyConfig(port int, upstream string, maxconn int) string {
+func haproxyConfig(port int, upstream string, maxconn, cpus int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global\n    nbthread 2\n    maxconn %d\n\n", maxconn)
+	fmt.Fprintf(&b, "global\n    nbthread %d\n    maxconn %d\n\n", cpus, maxconn)
 	b.WriteString("defaults\n    mode http\n    option http-keep-alive\n    http-reuse always\n")
 	b.WriteString("    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n\n")
 	fmt.Fprintf(&b, "frontend bench_in\n    bind 127.0.0.1:%d\n    default_backend bench_upstream\n\n", port)
@@ -45,8 +45,9 @@ type HAProxy struct {
 }
 
 // StartHAProxy renders the config under runDir, starts bin in the
-// foreground (-db) and waits until it proxies a request to upstream.
-func StartHAProxy(ctx context.Context, bin, runDir, upstream string) (*HAProxy, error) {
+// foreground (-db) with cpus threads and waits until it proxies a request
+// to upstream.
+func StartHAProxy(ctx context.Context, bin, runDir, upstream string, cpus int) (*HAProxy, error) {
 	dir := filepath.Join(runDir, "haproxy")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create haproxy dir: %w", err)
@@ -56,10 +57,10 @@ func StartHAProxy(ctx context.Context, bin, runDir, upstream string) (*HAProxy, 
 		return nil, err
 	}
 	conf := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(conf, []byte(haproxyConfig(port, upstream, haproxyMaxconn())), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(haproxyConfig(port, upstream, haproxyMaxconn(), cpus)), 0o644); err != nil {
 		return nil, fmt.Errorf("cannot write %q: %w", conf, err)
 	}
-	p, err := StartProcess("haproxy", filepath.Join(dir, "haproxy.log"), bin, "-db", "-f", conf)
+	p, err := StartProcess("haproxy", filepath.Join(dir, "haproxy.log"), bin, nil, "-db", "-f", conf)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ func main() {
 		haproxyBin = flag.String("haproxy", "auto", `haproxy binary, "auto" to look on PATH and in /usr/sbin, "off" to skip HAProxy`)
 		jsonPath   = flag.String("json", "", "also write the results as JSON to this file")
 		cpuProfile = flag.String("cpuprofile-maxine", "", "pass --cpuprofile <file>.<scenario> to every maxine started (only when the binary lists --cpuprofile in its --help)")
+		cpus       = flag.Int("cpus", defaultCPUs, "CPU budget of every target alike: maxine's GOMAXPROCS, nginx worker_processes, HAProxy nbthread")
 		repeat     = flag.Int("repeat", 1, "rounds of every measurement, the targets of a comparison interleaved; the median round is reported")
 		keep       = flag.Bool("keep", false, "keep the run directory (configs, logs, maxine data) instead of removing it")
 		timeout    = flag.Duration("timeout", 0, "hard limit for the whole run (default: derived from -duration and the scenarios)")
@@ -77,6 +78,8 @@ func main() {
 		fatalf("bad -rate %d: must be 1..1,000,000", *rate)
 	case *services < 1 || *nodes < 10 || *nodes < *services:
 		fatalf("bad -nodes %d / -services %d: need nodes ≥ 10 and nodes ≥ services ≥ 1", *nodes, *services)
+	case *cpus < 1 || *cpus > 256:
+		fatalf("bad -cpus %d: must be 1..256", *cpus)
 	case *repeat < 1 || *repeat > 10:
 		fatalf("bad -repeat %d: must be 1..10", *repeat)
 	case *maxReqs < 1:
@@ -86,7 +89,7 @@ func main() {
 	cfg := Config{
 		Duration: *duration, Warmup: *warmup, Conns: *conns, Rate: *rate,
 		Scenarios: selected, CPUProfile: *cpuProfile,
-		Nodes: *nodes, Services: *services, MaxReqs: *maxReqs, Repeat: *repeat,
+		Nodes: *nodes, Services: *services, MaxReqs: *maxReqs, Repeat: *repeat, CPUs: *cpus,
 		NginxBin:   resolveBinary(*nginxBin, "nginx"),
 		HAProxyBin: resolveBinary(*haproxyBin, "haproxy"),
 	}
@@ -134,8 +137,8 @@ func main() {
 
 	rep := &Report{
 		Machine: machineLine(versionOf(cfg.NginxBin, "-v"), versionOf(cfg.HAProxyBin, "-v")),
-		Flags: fmt.Sprintf("Flags: -scenarios %s -duration %s -warmup %s -conns %d -rate %d -nodes %d -services %d -repeat %d; load generator: fasthttp in this process, GOMAXPROCS %d",
-			*scenarios, cfg.Duration, cfg.Warmup, cfg.Conns, cfg.Rate, cfg.Nodes, cfg.Services, cfg.Repeat, runtime.GOMAXPROCS(0)),
+		Flags: fmt.Sprintf("Flags: -scenarios %s -duration %s -warmup %s -conns %d -rate %d -nodes %d -services %d -repeat %d -cpus %d (every target: maxine GOMAXPROCS, nginx workers, HAProxy threads); load generator: fasthttp in this process, GOMAXPROCS %d",
+			*scenarios, cfg.Duration, cfg.Warmup, cfg.Conns, cfg.Rate, cfg.Nodes, cfg.Services, cfg.Repeat, cfg.cpus(), runtime.GOMAXPROCS(0)),
 		Rows:  b.rows,
 		Notes: b.notes,
 	}

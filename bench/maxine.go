@@ -70,10 +70,11 @@ type MaxineOptions struct {
 	Label      string   // names the data dir and log file
 	ExtraArgs  []string // e.g. --metrics=false, --cpuprofile <file>
 	StartLimit time.Duration
+	CPUs       int // GOMAXPROCS: the run's CPU budget (Config.CPUs); 0 means defaultCPUs
 }
 
-// StartMaxine starts bin on two free loopback ports and waits until
-// GET /api/actuator/health answers 200.
+// StartMaxine starts bin on two free loopback ports with GOMAXPROCS set to
+// the CPU budget, and waits until GET /api/actuator/health answers 200.
 func StartMaxine(ctx context.Context, bin, runDir string, o MaxineOptions) (*Maxine, error) {
 	dataDir := filepath.Join(runDir, "maxine-"+o.Label)
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -95,7 +96,12 @@ func StartMaxine(ctx context.Context, bin, runDir string, o MaxineOptions) (*Max
 		"--log-level", "warn",
 	}
 	args = append(args, o.ExtraArgs...)
-	p, err := StartProcess("maxine", filepath.Join(runDir, "maxine-"+o.Label+".log"), bin, args...)
+	cpus := o.CPUs
+	if cpus <= 0 {
+		cpus = defaultCPUs
+	}
+	env := []string{"GOMAXPROCS=" + strconv.Itoa(cpus)}
+	p, err := StartProcess("maxine", filepath.Join(runDir, "maxine-"+o.Label+".log"), bin, env, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,8 @@ import (
 // comparison. Port 9 (discard) on loopback: nothing ever follows it.
 const nginxRedirectTarget = "http://127.0.0.1:9/x"
 
-// nginxConfig renders a minimal nginx.conf with 2 workers and everything
+// nginxConfig renders a minimal nginx.conf with cpus workers (the run's
+// CPU budget, Config.CPUs) and everything
 // it writes kept under dir. When upstream is empty the server answers
 // every request with `return 302`; otherwise it proxies to upstream over
 // HTTP/1.1 keep-alive connections.
@@ -21,10 +22,10 @@ const nginxRedirectTarget = "http://127.0.0.1:9/x"
 // keepalive_requests is raised on both sides because nginx's default
 // (1000) closes a client connection every 1000 requests, which would
 // charge nginx for reconnects the other targets never make.
-func nginxConfig(dir string, port int, upstream string) string {
+func nginxConfig(dir string, port int, upstream string, cpus int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "worker_processes 2;\ndaemon off;\nerror_log %s;\npid %s;\n",
-		filepath.Join(dir, "e.log"), filepath.Join(dir, "nginx.pid"))
+	fmt.Fprintf(&b, "worker_processes %d;\ndaemon off;\nerror_log %s;\npid %s;\n",
+		cpus, filepath.Join(dir, "e.log"), filepath.Join(dir, "nginx.pid"))
 	b.WriteString("events { worker_connections 4096; }\n")
 	b.WriteString("http {\n    access_log off;\n")
 	// The packaged nginx writes temp files under /var/lib/nginx by default.
@@ -54,9 +55,9 @@ type Nginx struct {
 }
 
 // StartNginx renders the config into a fresh directory under runDir,
-// starts bin in the foreground and waits until it answers. upstream ""
-// selects the `return 302` server.
-func StartNginx(ctx context.Context, bin, runDir, label, upstream string) (*Nginx, error) {
+// starts bin in the foreground with cpus workers and waits until it
+// answers. upstream "" selects the `return 302` server.
+func StartNginx(ctx context.Context, bin, runDir, label, upstream string, cpus int) (*Nginx, error) {
 	dir := filepath.Join(runDir, "nginx-"+label)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create nginx dir: %w", err)
@@ -66,10 +67,10 @@ func StartNginx(ctx context.Context, bin, runDir, label, upstream string) (*Ngin
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, upstream)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(nginxConfig(dir, port, upstream, cpus)), 0o644); err != nil {
 		return nil, fmt.Errorf("cannot write %q: %w", conf, err)
 	}
-	p, err := StartProcess("nginx", filepath.Join(dir, "stdout.log"), bin,
+	p, err := StartProcess("nginx", filepath.Join(dir, "stdout.log"), bin, nil,
 		"-p", dir, "-c", conf, "-e", filepath.Join(dir, "e.log"))
 	if err != nil {
 		return nil, err

@@ -43,13 +43,17 @@ type Process struct {
 	waitErr error
 }
 
-// StartProcess runs bin with args, output appended to logPath.
-func StartProcess(name, logPath, bin string, args ...string) (*Process, error) {
+// StartProcess runs bin with args, output appended to logPath, in the
+// bench's environment with env ("KEY=value") added on top.
+func StartProcess(name, logPath, bin string, env []string, args ...string) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s log %q: %w", name, logPath, err)
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...) // later entries win
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -24,6 +24,21 @@ type Config struct {
 	Services   int // services those nodes are spread over
 	MaxReqs    uint64
 	Repeat     int // rounds of each comparison, targets interleaved; the median is reported
+	CPUs       int // CPU budget of every target: maxine's GOMAXPROCS, nginx workers, HAProxy threads (0: defaultCPUs)
+}
+
+// defaultCPUs is the CPU budget every target gets unless -cpus says
+// otherwise: SPEC section 9 compares with HAProxy at 2 threads, so nginx
+// runs 2 workers and maxine GOMAXPROCS 2. Without one shared budget a Go
+// process would take every core while the others are held to two.
+const defaultCPUs = 2
+
+// cpus returns the CPU budget of every target.
+func (c *Config) cpus() int {
+	if c.CPUs <= 0 {
+		return defaultCPUs
+	}
+	return c.CPUs
 }
 
 // Bench runs the scenarios and collects their rows. Scenarios run one at
@@ -80,7 +95,7 @@ func (b *Bench) startMaxine(ctx context.Context, label string, extra ...string) 
 		extra = append(extra, "--cpuprofile", path)
 		b.profiles = append(b.profiles, path)
 	}
-	return StartMaxine(ctx, b.maxineBin, b.runDir, MaxineOptions{Label: label, ExtraArgs: extra})
+	return StartMaxine(ctx, b.maxineBin, b.runDir, MaxineOptions{Label: label, ExtraArgs: extra, CPUs: b.cfg.cpus()})
 }
 
 // bulkRegister registers the numbers [first, first+count) as fast as the
@@ -330,7 +345,7 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	nodes, services := uint64(b.cfg.Nodes), uint64(b.cfg.Services)
 	scale := fmtRPS(float64(nodes)) + " nodes / " + fmtRPS(float64(services)) + " services"
 	small := &target{name: "maxine, 10 nodes", expect: 302}
-	nginx := &target{name: "nginx return 302 (2 workers)", expect: 302}
+	nginx := &target{name: fmt.Sprintf("nginx return 302 (%d workers)", b.cfg.cpus()), expect: 302}
 	big := &target{name: "maxine, " + scale, expect: 302}
 	ts := []*target{small, nginx, big}
 	defer stopAll(ts)
@@ -398,7 +413,7 @@ func (b *Bench) startNginx(ctx context.Context, label, upstream string) (*Nginx,
 	if b.cfg.NginxBin == "" {
 		return nil, fmt.Errorf("nginx not found on PATH or in /usr/sbin (or -nginx off)")
 	}
-	return StartNginx(ctx, b.cfg.NginxBin, b.runDir, label, upstream)
+	return StartNginx(ctx, b.cfg.NginxBin, b.runDir, label, upstream, b.cfg.cpus())
 }
 
 // startHAProxy starts HAProxy when it is installed.
@@ -406,7 +421,7 @@ func (b *Bench) startHAProxy(ctx context.Context, upstream string) (*HAProxy, er
 	if b.cfg.HAProxyBin == "" {
 		return nil, fmt.Errorf("haproxy not found on PATH or in /usr/sbin (or -haproxy off)")
 	}
-	return StartHAProxy(ctx, b.cfg.HAProxyBin, b.runDir, upstream)
+	return StartHAProxy(ctx, b.cfg.HAProxyBin, b.runDir, upstream, b.cfg.cpus())
 }
 
 // ---- scenarios 5–6: the gateway against HAProxy and nginx ----------------
@@ -470,13 +485,13 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	default:
 		off = b.gatewayTarget(ctx, off.name, "gateway-nometrics", up, "--metrics=false")
 	}
-	hp := &target{name: "HAProxy (nbthread 2)", expect: 200}
+	hp := &target{name: fmt.Sprintf("HAProxy (nbthread %d)", b.cfg.cpus()), expect: 200}
 	if h, err := b.startHAProxy(ctx, up.Addr); err != nil {
 		hp.why = err.Error()
 	} else {
 		hp.addr, hp.stop, hp.req = h.Addr, h.Stop, getRequests(h.Addr, "/ping")
 	}
-	ng := &target{name: "nginx (2 workers)", expect: 200}
+	ng := &target{name: fmt.Sprintf("nginx (%d workers)", b.cfg.cpus()), expect: 200}
 	if n, err := b.startNginx(ctx, "proxy", up.Addr); err != nil {
 		ng.why = err.Error()
 	} else {
