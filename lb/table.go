@@ -3,9 +3,11 @@
 // the snapshot's virtual nodes: weighted round robin, a consistent-hash
 // ring, rendezvous hashing and least-request by power of two choices.
 //
-// Weights are never looked at here: the registry has already expanded a node
-// of weight w into w virtual nodes, so every strategy honours weights simply
-// by treating virtual nodes as equals.
+// Weights are not passed in: the registry has already expanded a node of
+// weight w into w virtual nodes, so every strategy honours weights by
+// treating virtual nodes as equals. The one exception is least request,
+// whose in-flight counts are per parent: it divides them by the parent's
+// weight, which the table counts from the parents it is given.
 //
 // Pick is the data-plane hot path: it allocates nothing and takes no lock
 // (except once per table, when the first consistent-hash pick builds the
@@ -34,6 +36,7 @@ type Table struct {
 	names   []string
 	parents []int
 	hashes  []uint64 // xxhash of names[i], the node's rendezvous identity
+	weights []int32  // virtual nodes of parents[i]: its parent's weight
 	rr      *atomic.Uint64
 
 	ring   atomic.Pointer[ring] // nil until the first consistent-hash pick
@@ -100,7 +103,15 @@ func NewTable(names []string, parents []int, rr *atomic.Uint64) *Table {
 	for i, n := range names {
 		hashes[i] = xxhash.Sum64String(n)
 	}
-	return &Table{names: names, parents: parents, hashes: hashes, rr: rr}
+	perParent := make(map[int]int32)
+	for _, p := range parents {
+		perParent[p]++
+	}
+	weights := make([]int32, len(names))
+	for i, p := range parents {
+		weights[i] = perParent[p]
+	}
+	return &Table{names: names, parents: parents, hashes: hashes, weights: weights, rr: rr}
 }
 
 // NodeState is optional per-call information from the caller (the gateway):

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -313,6 +314,91 @@ func checkStability(t *testing.T, s config.Strategy) {
 		t.Logf("%s moved %.2f%% of keys", c.what, 100*frac)
 		if frac > 0.15 || c.moved == 0 {
 			t.Errorf("%s moved %.2f%% of keys, want (0, 15%%]", c.what, 100*frac)
+		}
+	}
+}
+
+// TestUnusableShareSpreads marks parents unusable and checks, for every
+// strategy, that each usable parent's share stays within 3 points of its
+// weight's share of the usable weight (for CH and RH: of its share when the
+// down nodes are removed): a down node's traffic is spread over
+// the others, not handed whole to a neighbour (one node taking double load
+// is how cascades start). The cases are the a,b,c,d example, a weighted
+// table, and long runs of down nodes (8 of 10, 36 of 40), where a scan from
+// a random start would hand the first node after the run most of the picks.
+func TestUnusableShareSpreads(t *testing.T) {
+	tests := []struct {
+		name    string
+		weights []int
+		down    [2]int // parents down[0] to down[1]-1 are unusable
+	}{
+		{"b of a,b,c,d", []int{1, 1, 1, 1}, [2]int{1, 2}},
+		{"weight 2 of 1,2,3,4", []int{1, 2, 3, 4}, [2]int{1, 2}},
+		{"8 consecutive of 10", slices.Repeat([]int{1}, 10), [2]int{0, 8}},
+		{"36 consecutive of 40", slices.Repeat([]int{1}, 40), [2]int{0, 36}},
+	}
+	const picks = 100_000
+	keys := testKeys(picks)
+	for _, tc := range tests {
+		names, parents := expand(tc.weights...)
+		st := newFakeState(len(names))
+		isDown := make([]bool, len(tc.weights))
+		for p := tc.down[0]; p < tc.down[1]; p++ {
+			isDown[p] = true
+		}
+		usableWeight := 0
+		for p, w := range tc.weights {
+			if !isDown[p] {
+				usableWeight += w
+			}
+		}
+		for i := range names {
+			st.usable[i] = !isDown[parents[i]]
+		}
+		for _, s := range strategies {
+			t.Run(tc.name+"/"+s.String(), func(t *testing.T) {
+				tab := NewTable(names, parents, nil)
+				counts := make([]int, len(tc.weights))
+				for i := range picks {
+					v := tab.Pick(s, keys[i], st)
+					if v < 0 || !st.usable[v] {
+						t.Fatalf("Pick = %d, not a usable node", v)
+					}
+					counts[parents[v]]++
+				}
+				// The hashing strategies are held to their own balance
+				// without the down nodes: a table of the usable virtual nodes
+				// alone. With two nodes left, a ring node's share varies by
+				// about 1/sqrt(PointsPerNode) of itself, more than 3 points.
+				var ref []int
+				if s == config.ConsistentHashing || s == config.RendezvousHashing {
+					var upNames []string
+					var upParents []int
+					for i := range names {
+						if st.usable[i] {
+							upNames, upParents = append(upNames, names[i]), append(upParents, parents[i])
+						}
+					}
+					up := NewTable(upNames, nil, nil)
+					ref = make([]int, len(tc.weights))
+					for i := range picks {
+						ref[upParents[up.Pick(s, keys[i], nil)]]++
+					}
+				}
+				for p, w := range tc.weights {
+					got := float64(counts[p]) / picks
+					want := 0.0
+					if ref != nil {
+						want = float64(ref[p]) / picks
+					} else if !isDown[p] {
+						want = float64(w) / float64(usableWeight)
+					}
+					t.Logf("parent %d (weight %d): share %.4f, ideal %.4f", p, w, got, want)
+					if got < want-0.03 || got > want+0.03 {
+						t.Errorf("parent %d (weight %d): share %.4f, want %.4f ± 0.03", p, w, got, want)
+					}
+				}
+			})
 		}
 	}
 }
