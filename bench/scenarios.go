@@ -400,12 +400,18 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 
 	if withDiscovery {
 		stats, rows := b.closedRounds(ctx, discScenario, ts)
-		ratioMin(rows[0], stats[0], stats[1], "nginx", 0.7, "≥ 0.7× nginx return 302")
-		ratioMin(rows[2], stats[2], stats[0], "of 10 nodes", 0.83, "≥ 0.83× rps (latency ≤ 1.2×)")
+		judgeDiscovery(rows, stats)
 	}
 	if rssRow != nil {
 		b.add(*rssRow)
 	}
+}
+
+// judgeDiscovery judges the discovery rows, in target order: maxine with
+// 10 nodes, nginx return 302, maxine at scale.
+func judgeDiscovery(rows []*Row, stats []*Stats) {
+	ratioMin(rows[0], stats[0], stats[1], "nginx", 0.7, "≥ 0.7× nginx return 302")
+	ratioMin(rows[2], stats[2], stats[0], "of 10 nodes", 0.83, "≥ 0.83× rps (latency ≤ 1.2×)")
 }
 
 // startNginx starts nginx when it is installed.
@@ -502,22 +508,33 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 
 	if closed {
 		stats, rows := b.closedRounds(ctx, proxyScenario, ts)
-		for i := range 2 { // maxine rows against HAProxy
-			ratioMin(rows[i], stats[i], stats[2], "HAProxy", 0.8, "≥ 0.8× HAProxy rps")
-		}
-		if stats[0] != nil && stats[3] != nil { // informational
-			rows[3].Ratio = stats[0].RPS() / stats[3].RPS()
-			rows[3].Figure = "maxine/nginx " + fmtRatio(rows[3].Ratio)
-		}
+		judgeProxy(rows, stats)
 	}
 	if open {
 		scenario := fmt.Sprintf("%s (%s rps, open loop)", fixedScenario, fmtRPS(float64(b.cfg.Rate)))
 		stats, rows := b.openRounds(ctx, scenario, ts)
-		for i := range 2 {
-			if stats[i] != nil && stats[2] != nil && rows[i].Verdict == "" {
-				ratio := float64(p99(stats[i])) / float64(p99(stats[2]))
-				rows[i].judgeMax(ratio, "p99 "+fmtRatio(ratio)+" HAProxy", 2, "p99 ≤ 2× HAProxy")
-			}
+		judgeFixedRate(rows, stats)
+	}
+}
+
+// judgeProxy judges the closed-loop gateway rows, in target order: maxine,
+// maxine without metrics, HAProxy, nginx.
+func judgeProxy(rows []*Row, stats []*Stats) {
+	for i := range 2 { // maxine rows against HAProxy
+		ratioMin(rows[i], stats[i], stats[2], "HAProxy", 0.8, "≥ 0.8× HAProxy rps")
+	}
+	if stats[0] != nil && stats[3] != nil { // informational
+		rows[3].Ratio = stats[0].RPS() / stats[3].RPS()
+		rows[3].Figure = "maxine/nginx " + fmtRatio(rows[3].Ratio)
+	}
+}
+
+// judgeFixedRate judges the open-loop gateway rows, in the same order.
+func judgeFixedRate(rows []*Row, stats []*Stats) {
+	for i := range 2 {
+		if stats[i] != nil && stats[2] != nil && rows[i].Verdict == "" {
+			ratio := float64(p99(stats[i])) / float64(p99(stats[2]))
+			rows[i].judgeMax(ratio, "p99 "+fmtRatio(ratio)+" HAProxy", 2, "p99 ≤ 2× HAProxy")
 		}
 	}
 }
