@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -431,24 +432,73 @@ func TestGracefulDrain(t *testing.T) {
 	}
 }
 
-func TestKillAfterDrainTimeoutKeepsValidState(t *testing.T) {
+// TestShutdownFlushesState runs with a persist interval of an hour, so the
+// periodic writer never writes: only the final write on SIGTERM can have
+// saved what the restarted process finds. The first change is undone
+// later, in case an implementation writes its first change at once.
+func TestShutdownFlushesState(t *testing.T) {
+	in := start(t, "", nil, "--persist-interval", "1h")
+	op := in.signIn("op", "op-pass")
+	in.register(`{"serviceName":"early","nodeName":"x","hostName":"127.0.0.1","timeOut":300}`)
+	in.register(`{"serviceName":"keep","nodeName":"a","hostName":"127.0.0.1","port":9001,"weight":2,"timeOut":300}`)
+	in.register(`{"serviceName":"keep","nodeName":"b","hostName":"127.0.0.1","port":9002,"timeOut":300}`)
+	if r := in.call("DELETE", "/api/maxine/serviceops/register?serviceName=early&nodeName=x", "", ""); r.status != 200 {
+		t.Fatalf("deregister: %d", r.status)
+	}
+	if r := in.call("PUT", "/api/maxine/control/config", op, `{"serverSelectionStrategy":"CH"}`); r.status != 200 {
+		t.Fatalf("config: %d %s", r.status, r.body)
+	}
+	in.stop()
+	in.restart()
+	viewer := in.signIn("viewer", "viewer-pass")
+	got := in.servers(viewer)
+	sort.Strings(got["keep"])
+	if strings.Join(got["keep"], ",") != "a-0,a-1,b-0" {
+		t.Fatalf("after SIGTERM and restart keep = %v (the final state write is missing?)", got["keep"])
+	}
+	if _, ok := got["early"]; ok {
+		t.Fatal("a deregistered node came back")
+	}
+	r := in.call("GET", "/api/maxine/control/config", viewer, "")
+	if r.json["serverSelectionStrategy"].(map[string]any)["name"] != "CH" {
+		t.Fatalf("strategy not restored: %s", r.body)
+	}
+}
+
+// TestDrainTimeoutBoundsShutdown holds a proxied request upstream for 60 s
+// and sends SIGTERM with a 2 s drain timeout: the process must give up on
+// the request and exit by itself well before the upstream answers (the
+// 15 s margin is for a loaded machine), still writing its final state
+// (the persist interval is an hour, so nothing else writes it).
+func TestDrainTimeoutBoundsShutdown(t *testing.T) {
+	const drainTimeout, margin, hold = 2 * time.Second, 15 * time.Second, 60 * time.Second
 	up := newUpstream(t, "hang")
-	in := start(t, "", nil, "--drain-timeout", "300ms", "--try-timeout", "30s", "--request-deadline", "60s")
+	in := start(t, "", nil, "--drain-timeout", drainTimeout.String(), "--try-timeout", "120s", "--request-deadline", "120s",
+		"--max-retries", "0", "--persist-interval", "1h")
 	in.register(up.registration("hang", "h1"))
 	in.register(`{"serviceName":"keep","nodeName":"k","hostName":"127.0.0.1","timeOut":300}`)
 	in.waitRoutable("hang")
-	up.delay.Store(int64(20 * time.Second))
-	go http.Get(in.gateway + "/hang/forever")
-	eventually(t, 5*time.Second, "request hanging upstream", func() bool { return up.hits.Load() >= 2 })
+	up.delay.Store(int64(hold))
+	stuck := &http.Client{Timeout: hold + 30*time.Second}
+	go func() {
+		if resp, err := stuck.Get(in.gateway + "/hang/forever"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, 5*time.Second, "request held upstream", func() bool { return up.hits.Load() >= 2 })
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-in.exited:
-	case <-time.After(3 * time.Second):
-		in.kill() // the drain timeout passed: kill it
+	case <-time.After(drainTimeout + margin):
+		in.kill()
+		t.Fatalf("still running %s after SIGTERM with a request in flight and drain timeout %s:\n%s", drainTimeout+margin, drainTimeout, in.out.String())
+	}
+	if in.exitCode != 0 {
+		t.Fatalf("exit code %d after the drain timeout:\n%s", in.exitCode, in.out.String())
 	}
 	raw, err := os.ReadFile(filepath.Join(in.dataDir, "registry-state.json"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no state file after a shutdown past the drain timeout: %v", err)
 	}
 	var st map[string]any
 	if err := json.Unmarshal(raw, &st); err != nil {
@@ -457,7 +507,11 @@ func TestKillAfterDrainTimeoutKeepsValidState(t *testing.T) {
 	up.delay.Store(0)
 	in.restart()
 	viewer := in.signIn("viewer", "viewer-pass")
-	if _, ok := in.servers(viewer)["keep"]; !ok {
-		t.Fatal("state not restored")
+	got := in.servers(viewer)
+	if _, ok := got["keep"]; !ok {
+		t.Fatalf("state not restored after the drain timeout: %v", got)
+	}
+	if _, ok := got["hang"]; !ok {
+		t.Fatalf("state not restored after the drain timeout: %v", got)
 	}
 }
