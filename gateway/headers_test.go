@@ -221,3 +221,100 @@ func TestStripHopHeadersFastPath(t *testing.T) {
 		t.Errorf("response strip: %s", r.Header())
 	}
 }
+
+// Trailer announces the fields of a chunked message's trailer section; the
+// gateway re-frames both messages itself, so the client's announcement is
+// not the forwarded message's (RFC 9110 §6.6.2, §7.6.1). It is stripped
+// in both directions, alone or among other hop-by-hop fields.
+func TestStripHopHeadersTrailer(t *testing.T) {
+	for _, raw := range []string{
+		"POST / HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\ntrailer: X-Sum, X-Other\r\nContent-Length: 0\r\nKeep-Alive: 5\r\n\r\n",
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufioReader(raw)); err != nil {
+			t.Fatal(err)
+		}
+		stripRequestHopHeaders(&h, nil)
+		if v := h.Peek("Trailer"); len(v) != 0 {
+			t.Errorf("%q: request Trailer kept: %s", raw, v)
+		}
+		if s := h.String(); strings.Contains(strings.ToLower(s), "trailer") {
+			t.Errorf("%q: request still announces a trailer:\n%s", raw, s)
+		}
+	}
+	for _, raw := range []string{
+		"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
+	} {
+		var h fasthttp.ResponseHeader
+		if err := h.Read(bufioReader(raw)); err != nil {
+			t.Fatal(err)
+		}
+		stripResponseHopHeaders(&h, nil)
+		if v := h.Peek("Trailer"); len(v) != 0 {
+			t.Errorf("%q: response Trailer kept: %s", raw, v)
+		}
+		if s := h.String(); strings.Contains(strings.ToLower(s), "trailer") {
+			t.Errorf("%q: response still announces a trailer:\n%s", raw, s)
+		}
+	}
+}
+
+// The same through the proxy: a chunked upload that announces a trailer
+// reaches the node without the announcement, and the node's announcement
+// of its own trailer does not reach the client.
+func TestTrailerNotForwarded(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.StreamThreshold = 1 << 10 })
+	var got fasthttp.RequestHeader
+	gotCh := make(chan struct{}, 1)
+	up := &fasthttp.Server{
+		StreamRequestBody: true,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.Request.Header.CopyTo(&got)
+			gotCh <- struct{}{}
+			if err := ctx.Response.Header.SetTrailer("X-Resp-Sum"); err != nil {
+				t.Error(err)
+			}
+			ctx.Response.Header.Set("X-Resp-Sum", "abc")
+			ctx.SetBodyStreamWriter(func(w *bufio.Writer) { w.WriteString(strings.Repeat("r", 4<<10)) })
+		},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Shutdown() })
+	f.register("svc", "a", &backend{port: ln.Addr().(*net.TCPAddr).Port}, 1, nil)
+
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	chunk := strings.Repeat("q", 2<<10)
+	io.WriteString(conn, "POST /svc/up HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+		"800\r\n"+chunk+"\r\n0\r\nX-Sum: 123\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) != 4<<10 {
+		t.Fatalf("got %d, %d bytes", resp.StatusCode, len(body))
+	}
+	<-gotCh
+	if v := got.Peek("Trailer"); len(v) > 0 {
+		t.Errorf("node received Trailer: %s", v)
+	}
+	if v := resp.Header.Values("Trailer"); len(v) > 0 {
+		t.Errorf("client received Trailer: %s", v)
+	}
+	if len(resp.Trailer) > 0 {
+		t.Errorf("client received an announced trailer: %v", resp.Trailer)
+	}
+}
