@@ -265,15 +265,6 @@ func (b *Bench) rowsFor(scenario string, ts []*target, runs [][]Stats, why []str
 	return stats, rows
 }
 
-// ratioMin judges r by num/den ≥ bar when both measurements are healthy.
-func ratioMin(r *Row, num, den *Stats, versus string, bar float64, barText string) {
-	if r.Verdict != "" || num == nil || den == nil {
-		return
-	}
-	ratio := num.RPS() / den.RPS()
-	r.judgeMin(ratio, fmtRatio(ratio)+" "+versus, bar, barText)
-}
-
 func appendNote(r *Row, note string) {
 	switch {
 	case note == "":
@@ -324,7 +315,7 @@ func (b *Bench) Registrations(ctx context.Context) {
 		stats, rows := b.closedRounds(ctx, regScenario, []*target{t})
 		stopAll([]*target{t})
 		if st := stats[0]; st != nil {
-			rows[0].judgeMin(st.RPS(), fmtRPS(st.RPS())+" rps", 20000, "≥ 20,000 rps")
+			rows[0].judge([]Bar{barRegistrations}, []float64{st.RPS()})
 		}
 	}
 }
@@ -389,7 +380,7 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 					rssRow.Verdict, rssRow.Note = verdictSkip, err.Error()
 				} else {
 					rssRow.Note = "peak (VmHWM) " + fmtMB(peak)
-					rssRow.judgeMax(float64(rss), "VmRSS "+fmtMB(rss), 500e6, "≤ 500 MB")
+					rssRow.judge([]Bar{barRSS}, []float64{float64(rss)})
 				}
 			}
 		}
@@ -410,8 +401,8 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 // judgeDiscovery judges the discovery rows, in target order: maxine with
 // 10 nodes, nginx return 302, maxine at scale.
 func judgeDiscovery(rows []*Row, stats []*Stats) {
-	ratioMin(rows[0], stats[0], stats[1], "nginx", 0.7, "≥ 0.7× nginx return 302")
-	ratioMin(rows[2], stats[2], stats[0], "of 10 nodes", 0.83, "≥ 0.83× rps (latency ≤ 1.2×)")
+	judgeVersus(rows[0], stats[0], stats[1], barRedirectNginx)
+	judgeVersus(rows[2], stats[2], stats[0], barFlatRPS, barFlatP99)
 }
 
 // startNginx starts nginx when it is installed.
@@ -521,7 +512,7 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 // maxine without metrics, HAProxy, nginx.
 func judgeProxy(rows []*Row, stats []*Stats) {
 	for i := range 2 { // maxine rows against HAProxy
-		ratioMin(rows[i], stats[i], stats[2], "HAProxy", 0.8, "≥ 0.8× HAProxy rps")
+		judgeVersus(rows[i], stats[i], stats[2], barProxyVsHAProxy)
 	}
 	if stats[0] != nil && stats[3] != nil { // informational
 		rows[3].Ratio = stats[0].RPS() / stats[3].RPS()
@@ -532,9 +523,6 @@ func judgeProxy(rows []*Row, stats []*Stats) {
 // judgeFixedRate judges the open-loop gateway rows, in the same order.
 func judgeFixedRate(rows []*Row, stats []*Stats) {
 	for i := range 2 {
-		if stats[i] != nil && stats[2] != nil && rows[i].Verdict == "" {
-			ratio := float64(p99(stats[i])) / float64(p99(stats[2]))
-			rows[i].judgeMax(ratio, "p99 "+fmtRatio(ratio)+" HAProxy", 2, "p99 ≤ 2× HAProxy")
-		}
+		judgeVersus(rows[i], stats[i], stats[2], barFixedVsHAProxy)
 	}
 }

@@ -74,18 +74,6 @@ func unhealthyVerdict(st *Stats) string {
 	return verdictFail
 }
 
-// judgeMin sets the ratio columns for "value must be at least bar".
-func (r *Row) judgeMin(value float64, figure string, bar float64, barText string) {
-	r.Ratio, r.Figure, r.Bar = value, figure, barText
-	r.Verdict = verdict(value >= bar)
-}
-
-// judgeMax sets the ratio columns for "value must be at most bar".
-func (r *Row) judgeMax(value float64, figure string, bar float64, barText string) {
-	r.Ratio, r.Figure, r.Bar = value, figure, barText
-	r.Verdict = verdict(value <= bar)
-}
-
 func verdict(ok bool) string {
 	if ok {
 		return verdictPass

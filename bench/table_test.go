@@ -26,23 +26,34 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
-func TestJudge(t *testing.T) {
+// TestEveryBarFlipsAtItsLimit: each bar passes at its printed limit and
+// fails just past it, and its text shows that limit and direction.
+func TestEveryBarFlipsAtItsLimit(t *testing.T) {
+	for _, b := range allBars {
+		past := b.Limit * 0.99
+		op := "≥ "
+		if b.AtMost {
+			past, op = b.Limit*1.01, "≤ "
+		}
+		if !b.Holds(b.Limit) || b.Holds(past) {
+			t.Errorf("%s: holds at limit %v, just past it %v", b.Text(), b.Holds(b.Limit), b.Holds(past))
+		}
+		if !strings.Contains(b.Text(), op+b.Format(b.Limit)) || !strings.HasPrefix(b.Text(), b.Figure+" ") {
+			t.Errorf("bar text %q does not state %s%s for %s", b.Text(), op, b.Format(b.Limit), b.Figure)
+		}
+	}
 	var r Row
-	r.judgeMin(0.85, "0.85×", 0.8, "≥ 0.8×")
-	if r.Verdict != verdictPass {
-		t.Fatal("0.85 ≥ 0.8 must pass")
+	r.judge([]Bar{barFlatRPS, barFlatP99}, []float64{0.9, 1.1})
+	if r.Verdict != verdictPass || r.Bar != "rps ≥ 0.83× 10 nodes and p99 ≤ 1.20× 10 nodes" || r.Figure != "rps 0.90× 10 nodes, p99 1.10× 10 nodes" {
+		t.Fatalf("both hold: %q / %q / %q", r.Verdict, r.Figure, r.Bar)
 	}
-	r.judgeMin(0.79, "0.79×", 0.8, "≥ 0.8×")
+	r.judge([]Bar{barFlatRPS, barFlatP99}, []float64{0.9, 1.3})
 	if r.Verdict != verdictFail {
-		t.Fatal("0.79 ≥ 0.8 must fail")
+		t.Fatal("one bar failing must fail the row")
 	}
-	r.judgeMax(2.0, "2.00×", 2, "≤ 2×")
-	if r.Verdict != verdictPass {
-		t.Fatal("2 ≤ 2 must pass")
-	}
-	r.judgeMax(600e6, "600 MB", 500e6, "≤ 500 MB")
-	if r.Verdict != verdictFail {
-		t.Fatal("600 MB ≤ 500 MB must fail")
+	r.judge([]Bar{barRSS}, []float64{600e6})
+	if r.Verdict != verdictFail || r.Figure != "VmRSS 600.0 MB" || r.Bar != "VmRSS ≤ 500.0 MB" {
+		t.Fatalf("RSS: %q / %q / %q", r.Verdict, r.Figure, r.Bar)
 	}
 }
 
@@ -52,7 +63,7 @@ func TestMarkdownAndJSON(t *testing.T) {
 		st.Hist.Record(time.Duration(100+i) * time.Microsecond)
 	}
 	r := rowFromStats("gateway proxy", "maxine | gw", &st)
-	r.judgeMin(0.9, "0.90× HAProxy", 0.8, "≥ 0.8× HAProxy rps")
+	r.judge([]Bar{barProxyVsHAProxy}, []float64{0.9})
 	rep := &Report{Machine: "Machine: test", Flags: "Flags: test", Rows: []Row{r, {Scenario: "x", Target: "y", Verdict: verdictSkip, Note: "no binary"}}, Notes: []string{"a note"}}
 	var buf bytes.Buffer
 	rep.WriteMarkdown(&buf)

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// measured returns a healthy run of rps requests in one second, every one
+// taking p99.
+func measured(rps uint64, p99 time.Duration) *Stats {
+	st := &Stats{OK: rps, Elapsed: time.Second}
+	st.Hist.RecordN(p99, rps)
+	return st
+}
+
+func judgedRows(n int) []*Row {
+	rows := make([]*Row, n)
+	for i := range rows {
+		rows[i] = &Row{}
+	}
+	return rows
+}
+
+// TestBarsJudgeWhatTheySay: every bar judges exactly the condition its
+// text states, at the limit SPEC section 9 sets.
+func TestBarsJudgeWhatTheySay(t *testing.T) {
+	small := measured(10000, time.Millisecond)
+	cases := []struct {
+		name    string
+		judge   func(rows []*Row, stats []*Stats)
+		stats   []*Stats
+		row     int
+		verdict string
+	}{
+		// discovery: 10 nodes, nginx return 302, 100,000 nodes
+		{"100k nodes: same rps, p99 2× the 10-node p99 (bar: latency ≤ 1.2×)", judgeDiscovery,
+			[]*Stats{small, measured(10000, time.Millisecond), measured(10000, 2*time.Millisecond)}, 2, verdictFail},
+		{"100k nodes: rps 0.9×, p99 1.1×", judgeDiscovery,
+			[]*Stats{small, measured(10000, time.Millisecond), measured(9000, 1100*time.Microsecond)}, 2, verdictPass},
+		{"100k nodes: rps 0.8×, p99 1×", judgeDiscovery,
+			[]*Stats{small, measured(10000, time.Millisecond), measured(8000, time.Millisecond)}, 2, verdictFail},
+		{"redirect 0.75× nginx (SPEC: ≥ 0.8×)", judgeDiscovery,
+			[]*Stats{measured(7500, time.Millisecond), measured(10000, time.Millisecond), nil}, 0, verdictFail},
+		{"redirect 0.85× nginx", judgeDiscovery,
+			[]*Stats{measured(8500, time.Millisecond), measured(10000, time.Millisecond), nil}, 0, verdictPass},
+		// gateway: maxine, maxine without metrics, HAProxy, nginx
+		{"fixed rate: p99 1.8× HAProxy (SPEC: ≤ 1.5×)", judgeFixedRate,
+			[]*Stats{measured(5000, 1800*time.Microsecond), nil, measured(5000, time.Millisecond), nil}, 0, verdictFail},
+		{"fixed rate: p99 1.4× HAProxy", judgeFixedRate,
+			[]*Stats{measured(5000, 1400*time.Microsecond), nil, measured(5000, time.Millisecond), nil}, 0, verdictPass},
+		{"proxy: 0.75× HAProxy rps", judgeProxy,
+			[]*Stats{measured(7500, time.Millisecond), nil, measured(10000, time.Millisecond), nil}, 0, verdictFail},
+		{"proxy: 0.85× HAProxy rps", judgeProxy,
+			[]*Stats{measured(8500, time.Millisecond), nil, measured(10000, time.Millisecond), nil}, 0, verdictPass},
+	}
+	for _, c := range cases {
+		rows := judgedRows(len(c.stats))
+		c.judge(rows, c.stats)
+		r := rows[c.row]
+		if r.Verdict != c.verdict {
+			t.Errorf("%s: verdict %q, want %q (figure %q, bar %q)", c.name, r.Verdict, c.verdict, r.Figure, r.Bar)
+		}
+	}
+	// The at-scale discovery bar promises flat latency: its text names p99
+	// and the verdict above depends on it.
+	rows := judgedRows(3)
+	judgeDiscovery(rows, []*Stats{small, nil, measured(10000, time.Millisecond)})
+	if !strings.Contains(rows[2].Bar, "p99") || !strings.Contains(rows[2].Figure, "p99") {
+		t.Errorf("at-scale discovery: bar %q / figure %q do not show the latency they judge", rows[2].Bar, rows[2].Figure)
+	}
+}
