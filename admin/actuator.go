@@ -122,9 +122,11 @@ func (s *Server) cluster(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 		writeJSON(ctx, fasthttp.StatusOK, s.o.Cluster())
 		return
 	}
+	// Local mode: one instance, no election, so no leader to claim.
 	writeJSON(ctx, fasthttp.StatusOK, ClusterStatus{
-		Enabled: false, InstanceID: s.o.InstanceID, IsLeader: true, HasLeader: true,
-		LeaderInstanceID: s.o.InstanceID, ObservedAt: s.o.Now().UnixMilli(),
+		Enabled: false, InstanceID: s.o.InstanceID, ObservedAt: s.o.Now().UnixMilli(),
+		Mode: "local", StoreUp: true, Members: []ClusterMember{},
+		Message: "clustering is off: state mode local (set MAXINE_REGISTRY_STATE_MODE=redis or shared-file)",
 	})
 }
 

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -48,7 +49,7 @@ func (s *Server) getConfig(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 func (s *Server) putConfig(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	if s.o.Cluster != nil {
 		if st := s.o.Cluster(); st.Enabled && !st.IsLeader {
-			writeMessage(ctx, fasthttp.StatusConflict, "This control-plane mutation must be handled by the current leader instance.")
+			s.forwardToLeader(ctx)
 			return
 		}
 	}
@@ -71,6 +72,22 @@ func (s *Server) putConfig(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		}
 	}
 	if len(apply) > 0 {
+		if s.o.SaveSettings != nil {
+			// Shared first: the change is made here only once the cluster
+			// has it, so no instance keeps a change the others never see.
+			next := *s.o.Settings.Load()
+			for _, fn := range apply {
+				fn(&next)
+			}
+			if err := s.o.SaveSettings(ctx, next); err != nil {
+				if errors.Is(err, ErrNotLeader) {
+					writeMessage(ctx, fasthttp.StatusConflict, leaderOnlyMessage)
+					return
+				}
+				writeDetail(ctx, fasthttp.StatusServiceUnavailable, "The config change could not be shared with the cluster.", err.Error())
+				return
+			}
+		}
 		old, cur := s.o.Settings.Update(func(st *config.Settings) {
 			for _, fn := range apply {
 				fn(st)

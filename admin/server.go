@@ -7,6 +7,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -39,7 +40,9 @@ type HostChecker interface {
 	Check(hostName string) error
 }
 
-// ClusterStatus is the body of /api/actuator/cluster.
+// ClusterStatus is the body of /api/actuator/cluster. The first seven
+// fields are the old contract; the rest say where the leader is and who
+// else is in the cluster.
 type ClusterStatus struct {
 	Enabled          bool   `json:"enabled"`
 	InstanceID       string `json:"instanceId"`
@@ -48,6 +51,45 @@ type ClusterStatus struct {
 	FencingToken     int64  `json:"fencingToken"`
 	LeaderInstanceID string `json:"leaderInstanceId"`
 	ObservedAt       int64  `json:"observedAt"`
+
+	Mode            string          `json:"mode"`                      // local, shared-file or redis
+	LeaderAdminAddr string          `json:"leaderAdminAddr,omitempty"` // where config changes are forwarded
+	LeaseExpiresAt  int64           `json:"leaseExpiresAt,omitempty"`  // ms since the epoch
+	StoreUp         bool            `json:"storeUp"`
+	Members         []ClusterMember `json:"members"`
+	Message         string          `json:"message,omitempty"`
+}
+
+// ClusterMember is one live instance of the cluster.
+type ClusterMember struct {
+	InstanceID  string `json:"instanceId"`
+	AdminAddr   string `json:"adminAddr,omitempty"`
+	GatewayAddr string `json:"gatewayAddr,omitempty"`
+	StartedAt   int64  `json:"startedAt,omitempty"`
+	LastSeen    int64  `json:"lastSeen,omitempty"`
+	Leader      bool   `json:"leader"`
+}
+
+// Registrar applies registrations and deregistrations. In local mode it is
+// the Registry itself; in a cluster it writes through the shared store
+// first and answers only once the store has the change. An error wrapping
+// persistence.ErrStoreUnavailable is answered 503 with its message.
+type Registrar interface {
+	Register(ctx context.Context, reg registry.Registration) (registry.Result, error)
+	Deregister(ctx context.Context, service, node string) (bool, error)
+}
+
+// LocalRegistrar is the Registrar of local mode: the Registry alone.
+type LocalRegistrar struct{ Registry *registry.Registry }
+
+// Register applies reg to the registry.
+func (l LocalRegistrar) Register(_ context.Context, reg registry.Registration) (registry.Result, error) {
+	return l.Registry.Register(reg)
+}
+
+// Deregister removes the node from the registry.
+func (l LocalRegistrar) Deregister(_ context.Context, service, node string) (bool, error) {
+	return l.Registry.Deregister(service, node), nil
 }
 
 // BuildInfo is shown by /api/actuator/info.
@@ -75,8 +117,19 @@ type Options struct {
 	Proxy             Proxy
 	// Upstreams returns the gateway's active health-check report.
 	Upstreams func() any
-	// Cluster returns the coordination state; nil = standalone (always leader).
+	// Registrar applies registrations; nil = LocalRegistrar{Registry}.
+	Registrar Registrar
+	// Cluster returns the coordination state; nil = local mode, where
+	// /api/actuator/cluster says clustering is off.
 	Cluster func() ClusterStatus
+	// SaveSettings, when set, shares a runtime settings change with the
+	// cluster before it is applied here (in redis mode a leader-only,
+	// fenced write). An error refuses the change: 409 with the leader
+	// message when this instance lost the leadership meanwhile, else 503.
+	SaveSettings func(ctx context.Context, s config.Settings) error
+	// ForwardTimeout bounds a config change forwarded to the leader.
+	// Default 5s.
+	ForwardTimeout time.Duration
 	// Ready reports readiness for /api/actuator/health; nil = always ready.
 	Ready func() (ok bool, reason string)
 
@@ -102,11 +155,12 @@ type Options struct {
 
 // Server is the admin API. Create it with New; it must not be copied.
 type Server struct {
-	o        Options
-	router   *router.Router
-	m        *adminMetrics
-	start    time.Time
-	traceHdr string
+	o         Options
+	forwarder *fasthttp.Client // config changes forwarded to the leader
+	router    *router.Router
+	m         *adminMetrics
+	start     time.Time
+	traceHdr  string
 }
 
 // New builds the admin API.
@@ -123,7 +177,8 @@ func New(o Options) (*Server, error) {
 	if o.TraceHeader == "" {
 		o.TraceHeader = "x-trace-id"
 	}
-	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader}
+	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader,
+		forwarder: &fasthttp.Client{NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}}
 	s.m = newAdminMetrics(o.Metrics, o.Registry)
 	s.routes()
 	return s, nil

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"sort"
 
 	"github.com/valyala/fasthttp"
@@ -45,10 +44,12 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 			return
 		}
 	}
-	res, err := s.o.Registry.Register(reg)
+	res, err := s.registrar().Register(ctx, reg)
 	if err != nil {
 		s.m.registrations[3].Inc()
-		if errors.Is(err, registry.ErrFull) {
+		if !registry.IsValidationError(err) {
+			// Full, or the shared store could not take it (its message
+			// names the store): nothing was changed anywhere.
 			writeMessage(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 			return
 		}
@@ -66,6 +67,13 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	})
 }
 
+func (s *Server) registrar() Registrar {
+	if s.o.Registrar != nil {
+		return s.o.Registrar
+	}
+	return LocalRegistrar{Registry: s.o.Registry}
+}
+
 func (s *Server) deregister(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	if !s.registrationAllowed(ctx) {
 		return
@@ -76,7 +84,12 @@ func (s *Server) deregister(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		writeMessage(ctx, fasthttp.StatusBadRequest, "Please provide the serviceName and nodeName.")
 		return
 	}
-	if !s.o.Registry.Deregister(svc, node) {
+	removed, err := s.registrar().Deregister(ctx, svc, node)
+	if err != nil {
+		writeMessage(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if !removed {
 		writeMessage(ctx, fasthttp.StatusNotFound, "Node not found")
 		return
 	}
