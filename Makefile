@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse
 RACE_PKGS := ./registry/ ./lb/ ./gateway/ ./persistence/ ./observe/ ./auth/ ./admin/ ./config/
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps clean
+.PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps redis-deps clean
 
 all: build
 
@@ -19,9 +19,15 @@ run: build
 
 # deps installs what the tests need on a fresh machine: the Go modules and
 # the staticcheck tool pinned in go.mod.
-deps:
+deps: redis-deps
 	$(GO) mod download
 	$(GO) build -o /dev/null honnef.co/go/tools/cmd/staticcheck
+
+# redis-deps installs redis-server and redis-sentinel (Debian packages) when
+# missing: the redis-mode tests start real ones on free loopback ports.
+redis-deps:
+	@command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel; }
 
 lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
