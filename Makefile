@@ -37,8 +37,12 @@ lint: deps
 race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
-unit:
+# unit also runs every Benchmark once (-benchtime=1x), so benchmark-only
+# code is compiled and exercised; ./bench/ includes a short end-to-end run
+# of the bench harness against maxine, nginx and HAProxy.
+unit: bench-deps
 	$(GO) test -count=1 ./bench/ ./trace/ ./internal/... ./cmd/...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
 
 e2e:
 	$(GO) test -count=1 -timeout 10m ./e2e/
@@ -57,8 +61,9 @@ test: lint race unit e2e fuzz
 
 # bench-deps installs the comparison servers (Debian packages).
 bench-deps:
-	@command -v nginx >/dev/null && command -v haproxy >/dev/null || { \
-		apt-get update -qq && apt-get install -y -qq nginx haproxy; }
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || { \
+		apt-get update -qq && apt-get install -y -qq nginx haproxy; } || { \
+		echo "bench-deps: cannot install nginx and haproxy (apt-get as root); the bench tests need them" >&2; exit 1; }
 
 bench: build
 	$(GO) run ./bench -maxine-bin $(BIN) $(BENCH_FLAGS)

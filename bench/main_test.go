@@ -27,9 +27,13 @@ func TestMain(m *testing.M) {
 }
 
 // maxineBinary builds ./cmd/maxine once per test binary (go build's cache
-// makes it quick after the first time) and returns its path.
+// makes it quick after the first time) and returns its path. The
+// environment variable BENCH_TEST_MAXINE names a prebuilt binary instead.
 func maxineBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("BENCH_TEST_MAXINE"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		testBinDir, buildErr = os.MkdirTemp("", "maxine-bench-test-")
 		if buildErr != nil {
