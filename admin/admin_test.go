@@ -19,6 +19,7 @@ import (
 // testServer is a real admin server on a loopback port.
 type testServer struct {
 	t        *testing.T
+	srv      *Server
 	base     string
 	reg      *registry.Registry
 	settings *config.Store
@@ -57,7 +58,7 @@ func newTestServer(t *testing.T, mutate func(*Options)) *testServer {
 	srv := s.NewHTTPServer(HTTPServerOptions{MaxBodySize: 64 << 10})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	return &testServer{t: t, base: "http://" + ln.Addr().String(), reg: o.Registry, settings: o.Settings, audit: audit,
+	return &testServer{t: t, srv: s, base: "http://" + ln.Addr().String(), reg: o.Registry, settings: o.Settings, audit: audit,
 		client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -285,40 +286,103 @@ func TestFollowerRefusesConfig(t *testing.T) {
 	}
 }
 
+// rbacRoutes is the RBAC matrix: every route the admin router serves, keyed
+// by method and pattern as registered, with the least role that may call it
+// (written out here, not taken from the code under test) and a request that
+// reaches the route's handler. roleNone marks public routes.
+var rbacRoutes = map[string]struct {
+	need       rbacRole
+	path, body string
+}{
+	"POST /api/maxine/signin":                               {roleNone, "/api/maxine/signin", `{}`},
+	"PUT /api/maxine/change-password":                       {roleAdmin, "/api/maxine/change-password", `{}`},
+	"POST /api/maxine/serviceops/register":                  {roleNone, "/api/maxine/serviceops/register", `{}`},
+	"DELETE /api/maxine/serviceops/register":                {roleNone, "/api/maxine/serviceops/register?serviceName=s&nodeName=n", ""},
+	"GET /api/maxine/serviceops/discover":                   {roleNone, "/api/maxine/serviceops/discover?serviceName=s", ""},
+	"* /api/maxine/serviceops/proxy/{serviceName}/{path:*}": {roleNone, "/api/maxine/serviceops/proxy/s/x", ""},
+	"GET /api/maxine/serviceops/servers":                    {roleViewer, "/api/maxine/serviceops/servers", ""},
+	"GET /api/maxine/control/config":                        {roleViewer, "/api/maxine/control/config", ""},
+	"PUT /api/maxine/control/config":                        {roleOperator, "/api/maxine/control/config", `{"logAsync":true}`},
+	"GET /api/actuator/health":                              {roleNone, "/api/actuator/health", ""},
+	"GET /api/actuator/info":                                {roleNone, "/api/actuator/info", ""},
+	"GET /api/actuator/metrics":                             {roleNone, "/api/actuator/metrics", ""},
+	"GET /api/actuator/prometheus":                          {roleViewer, "/api/actuator/prometheus", ""},
+	"GET /metrics":                                          {roleNone, "/metrics", ""},
+	"GET /api/actuator/audit":                               {roleViewer, "/api/actuator/audit", ""},
+	"GET /api/actuator/alerts":                              {roleViewer, "/api/actuator/alerts", ""},
+	"GET /api/actuator/traces":                              {roleViewer, "/api/actuator/traces", ""},
+	"GET /api/actuator/cluster":                             {roleViewer, "/api/actuator/cluster", ""},
+	"GET /api/actuator/upstreams":                           {roleViewer, "/api/actuator/upstreams", ""},
+	"GET /api/logs/recent":                                  {roleViewer, "/api/logs/recent", ""},
+	"GET /api/logs/recent/clear":                            {roleOperator, "/api/logs/recent/clear", ""},
+	"POST /api/logs/recent/clear":                           {roleOperator, "/api/logs/recent/clear", ""},
+	"GET /api/logs/download":                                {roleViewer, "/api/logs/download", ""},
+}
+
+// rbacRole is the test's own ranking of callers, in the nesting order SPEC
+// section 7 gives (viewer < operator < admin), so the expectations do not
+// lean on auth.Role's ordering or Allows.
+type rbacRole int
+
+const (
+	roleNone rbacRole = iota // no token at all
+	roleViewer
+	roleOperator
+	roleAdmin
+)
+
+func (r rbacRole) String() string { return [...]string{"anonymous", "viewer", "operator", "admin"}[r] }
+
+// TestRBAC calls every route the router serves as every kind of caller.
+// The route list comes from the router itself, so a route added without an
+// entry in rbacRoutes fails here instead of going unchecked.
 func TestRBAC(t *testing.T) {
-	ts := newTestServer(t, nil)
-	tokens := map[string]string{"viewer": ts.token("viewer", "viewer-pass"), "operator": ts.token("op", "op-pass"), "admin": ts.token("admin", "admin")}
-	routes := []struct {
-		method, path, body string
-		need               auth.Role
-	}{
-		{"GET", "/api/maxine/serviceops/servers", "", auth.Viewer},
-		{"GET", "/api/maxine/control/config", "", auth.Viewer},
-		{"PUT", "/api/maxine/control/config", `{"logAsync":true}`, auth.Operator},
-		{"GET", "/api/actuator/prometheus", "", auth.Viewer},
-		{"GET", "/api/actuator/audit", "", auth.Viewer},
-		{"GET", "/api/logs/recent/clear", "", auth.Operator},
-		{"PUT", "/api/maxine/change-password", `{}`, auth.Admin},
+	ts := newTestServer(t, func(o *Options) { o.PublicMetrics = true })
+
+	served := map[string]bool{}
+	for method, paths := range ts.srv.router.List() {
+		for _, p := range paths {
+			served[method+" "+p] = true
+		}
 	}
-	for _, r := range routes {
-		for _, role := range []auth.Role{auth.RoleNone, auth.Viewer, auth.Operator, auth.Admin} {
-			tok := ""
-			if role != auth.RoleNone {
-				tok = tokens[role.String()]
-			}
-			resp, m := ts.do(r.method, r.path, tok, r.body)
+	for route := range served {
+		if _, ok := rbacRoutes[route]; !ok {
+			t.Errorf("route %q has no expected role in rbacRoutes: add one", route)
+		}
+	}
+	for route := range rbacRoutes {
+		if !served[route] {
+			t.Errorf("rbacRoutes lists %q, which the router does not serve", route)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	tokens := map[rbacRole]string{
+		roleViewer:   ts.token("viewer", "viewer-pass"),
+		roleOperator: ts.token("op", "op-pass"),
+		roleAdmin:    ts.token("admin", "admin"),
+	}
+	for route, r := range rbacRoutes {
+		method, _, _ := strings.Cut(route, " ")
+		if method == "*" {
+			method = "GET"
+		}
+		for _, caller := range []rbacRole{roleNone, roleViewer, roleOperator, roleAdmin} {
+			resp, m := ts.do(method, r.path, tokens[caller], r.body)
 			switch {
-			case role == auth.RoleNone:
-				if resp.StatusCode != 401 || m["message"] != "Unauthorized" {
-					t.Fatalf("%s %s without token: %d %v", r.method, r.path, resp.StatusCode, m)
+			case caller >= r.need:
+				if resp.StatusCode == 401 || resp.StatusCode == 403 {
+					t.Errorf("%s as %s: %d %v, want it let through (route needs %s)", route, caller, resp.StatusCode, m, r.need)
 				}
-			case !role.Allows(r.need):
-				if resp.StatusCode != 403 || m["message"] != "Forbidden" {
-					t.Fatalf("%s %s as %s: %d %v", r.method, r.path, role, resp.StatusCode, m)
+			case caller == roleNone:
+				if resp.StatusCode != 401 || m["message"] != "Unauthorized" {
+					t.Errorf("%s without a token: %d %v, want 401 Unauthorized (route needs %s)", route, resp.StatusCode, m, r.need)
 				}
 			default:
-				if resp.StatusCode == 401 || resp.StatusCode == 403 {
-					t.Fatalf("%s %s as %s refused: %d", r.method, r.path, role, resp.StatusCode)
+				if resp.StatusCode != 403 || m["message"] != "Forbidden" {
+					t.Errorf("%s as %s: %d %v, want 403 Forbidden (route needs %s)", route, caller, resp.StatusCode, m, r.need)
 				}
 			}
 		}
