@@ -62,7 +62,7 @@ test: lint race unit e2e fuzz
 # bench-deps installs the comparison servers (Debian packages).
 bench-deps:
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || { \
-		apt-get update -qq && apt-get install -y -qq nginx haproxy; } || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy; } || { \
 		echo "bench-deps: cannot install nginx and haproxy (apt-get as root); the bench tests need them" >&2; exit 1; }
 
 bench: build
