@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,4 +368,20 @@ func (t *serviceTable) nodeList() []*upstream {
 		out = append(out, u)
 	}
 	return out
+}
+
+// raceEnabled reports whether the test binary was built with -race. The
+// race runtime allocates on its own and makes sync.Pool drop objects at
+// random, so allocation counts mean nothing under it.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
