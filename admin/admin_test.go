@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,6 +126,59 @@ func TestSignIn(t *testing.T) {
 	ev := ts.audit.Recent(0)
 	if len(ev) == 0 || ev[0].Type != "signin_failure" {
 		t.Fatalf("audit %+v", ev)
+	}
+}
+
+// TestSignInRateLimit: the limiter is asked once per sign-in attempt,
+// before the password is checked, so with a frozen clock exactly the burst
+// gets through, and exactly one more per refill interval. The clock is the
+// test's, so the counts are exact.
+func TestSignInRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	const burst = 3
+	ts := newTestServer(t, func(o *Options) {
+		o.SignInLimiter = auth.NewRateLimiter(6, burst, 100, clock) // one attempt per 10 s
+	})
+	attempt := func() int {
+		resp, _ := ts.do("POST", "/api/maxine/signin", "", `{"userName":"admin","password":"wrong"}`)
+		return resp.StatusCode
+	}
+	counts := func(n int) map[int]int {
+		c := map[int]int{}
+		for range n {
+			c[attempt()]++
+		}
+		return c
+	}
+	if got := counts(10); got[401] != burst || got[429] != 10-burst {
+		t.Fatalf("10 attempts at once: %v, want %d x 401 then %d x 429", got, burst, 10-burst)
+	}
+	resp, m := ts.do("POST", "/api/maxine/signin", "", `{"userName":"admin","password":"admin"}`)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "60" || m["message"] != "Too many sign-in attempts, try again later" {
+		t.Fatalf("right password while limited: %d %q %v", resp.StatusCode, resp.Header.Get("Retry-After"), m)
+	}
+	advance(9 * time.Second)
+	if got := attempt(); got != 429 {
+		t.Fatalf("after 9 s (0.9 of an attempt): %d, want 429", got)
+	}
+	advance(time.Second)
+	if got := counts(5); got[401] != 1 || got[429] != 4 {
+		t.Fatalf("after 10 s: %v, want one attempt through", got)
+	}
+	advance(time.Hour)
+	if got := counts(10); got[401] != burst || got[429] != 10-burst {
+		t.Fatalf("after an hour: %v, want the burst (%d) back, not an hour's worth", got, burst)
 	}
 }
 
