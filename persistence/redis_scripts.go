@@ -39,7 +39,7 @@ return e
 // KEYS: 1 service hash, 2 versions, 3 services, 4 expiry, 5 epoch.
 // ARGV: 1 service, 2 node, 3 registration part, 4 state, 5 expiresAt ms,
 // 6 expiry member, 7 channel, 8 message head (completed here with the
-// version and epoch), 9 epoch seed.
+// state, version and epoch), 9 epoch seed.
 //
 // Returns {kind, version, epoch}: kind 1 registered, 2 updated,
 // 5 heartbeat (registry.EventKind values); version is the service's
@@ -69,7 +69,7 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[1])
 local v = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('PUBLISH', ARGV[7], ARGV[8] .. ',"version":' .. v .. ',"epoch":"' .. e .. '"}')
+redis.call('PUBLISH', ARGV[7], ARGV[8] .. ',"state":' .. ARGV[4] .. ',"version":' .. v .. ',"epoch":"' .. e .. '"}')
 local kind = 1
 if old then kind = 2 end
 return {kind, v, e}
@@ -87,7 +87,7 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[1])
 local v = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('PUBLISH', ARGV[7], ARGV[8] .. ',"version":' .. v .. ',"epoch":"' .. e .. '"}')
+redis.call('PUBLISH', ARGV[7], ARGV[8] .. ',"state":' .. ARGV[4] .. ',"version":' .. v .. ',"epoch":"' .. e .. '"}')
 return 1
 `
 

@@ -153,7 +153,7 @@ func (s *Redis) upsertCall(c *scriptCall, st *registry.NodeState, script *redis.
 	}
 	svc, node := st.ServiceName, st.NodeName
 	head := `{"op":"upsert","service":` + jsonString(svc) + `,"node":` + jsonString(node) +
-		`,"origin":` + s.origin + `,"at":` + strconv.FormatInt(time.Now().UnixMicro(), 10) + `,"state":` + state
+		`,"origin":` + s.origin + `,"at":` + strconv.FormatInt(time.Now().UnixMicro(), 10)
 	*c = scriptCall{
 		script: script,
 		keys:   s.nodeKeys(svc),
