@@ -59,11 +59,11 @@ fuzz:
 # test is the whole suite; .ci/run calls exactly this.
 test: lint race unit e2e fuzz
 
-# bench-deps installs the comparison servers (Debian packages).
+# bench-deps installs the comparison servers and wrk (Debian packages).
 bench-deps:
-	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy; } || { \
-		echo "bench-deps: cannot install nginx and haproxy (apt-get as root); the bench tests need them" >&2; exit 1; }
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null && command -v wrk >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk; } || { \
+		echo "bench-deps: cannot install nginx, haproxy and wrk (apt-get as root); the bench tests need them" >&2; exit 1; }
 
 bench: build
 	$(GO) run ./bench -maxine-bin $(BIN) $(BENCH_FLAGS)

@@ -10,7 +10,9 @@
 //   - redirect discoveries/s with 10 nodes and with 100,000 nodes in 10,000
 //     services, and against nginx `return 302`;
 //   - maxine's RSS holding 100,000 nodes;
-//   - gateway proxy throughput (closed loop) against HAProxy and nginx;
+//   - gateway proxy throughput (closed loop) against HAProxy and nginx,
+//     from the bench's generator and, when installed, from wrk (the
+//     external client whose figures SPEC section 9 counts);
 //   - gateway latency at a fixed request rate (open loop, measured from the
 //     intended send time, so stalls are not hidden by coordinated omission).
 //
@@ -54,6 +56,7 @@ func main() {
 		maxineBin  = flag.String("maxine-bin", "", "maxine binary to test (default: go build ./cmd/maxine into the run directory)")
 		nginxBin   = flag.String("nginx", "auto", `nginx binary, "auto" to look on PATH and in /usr/sbin, "off" to skip nginx`)
 		haproxyBin = flag.String("haproxy", "auto", `haproxy binary, "auto" to look on PATH and in /usr/sbin, "off" to skip HAProxy`)
+		wrkBin     = flag.String("wrk", "auto", `wrk binary for the external-client gateway rows, "auto" to look on PATH, "off" to skip them`)
 		jsonPath   = flag.String("json", "", "also write the results as JSON to this file")
 		cpuProfile = flag.String("cpuprofile-maxine", "", "pass --cpuprofile <file>.<scenario> to every maxine started (only when the binary lists --cpuprofile in its --help)")
 		cpus       = flag.Int("cpus", defaultCPUs, "CPU budget of every target alike: maxine's GOMAXPROCS, nginx worker_processes, HAProxy nbthread")
@@ -92,6 +95,7 @@ func main() {
 		Nodes: *nodes, Services: *services, MaxReqs: *maxReqs, Repeat: *repeat, CPUs: *cpus,
 		NginxBin:   resolveBinary(*nginxBin, "nginx"),
 		HAProxyBin: resolveBinary(*haproxyBin, "haproxy"),
+		WrkBin:     resolveBinary(*wrkBin, "wrk"),
 	}
 
 	total := *timeout
@@ -178,7 +182,7 @@ func (b *Bench) run(ctx context.Context) {
 		})
 	}
 	if sel["proxy"] || sel["fixed"] {
-		step("proxy/fixed", time.Duration(8*b.cfg.Repeat)*per+60*time.Second, func(c context.Context) {
+		step("proxy/fixed", time.Duration(12*b.cfg.Repeat)*per+60*time.Second, func(c context.Context) {
 			b.Gateway(c, sel["proxy"], sel["fixed"])
 		})
 	}
@@ -187,7 +191,7 @@ func (b *Bench) run(ctx context.Context) {
 // runBudget is the default hard limit of the whole run.
 func runBudget(cfg Config) time.Duration {
 	per := cfg.Warmup + cfg.Duration + 15*time.Second
-	return time.Duration(13*cfg.Repeat)*per + 300*time.Second + 3*time.Minute // + building maxine
+	return time.Duration(17*cfg.Repeat)*per + 300*time.Second + 3*time.Minute // + building maxine
 }
 
 // prepareMaxine finds or builds the maxine binary; on failure the maxine

@@ -19,6 +19,7 @@ type Config struct {
 	MaxineBin  string
 	NginxBin   string
 	HAProxyBin string
+	WrkBin     string // "" when wrk is not installed (or -wrk off)
 	CPUProfile string
 	Nodes      int // nodes registered for the discovery-at-scale and RSS figures
 	Services   int // services those nodes are spread over
@@ -132,6 +133,7 @@ func stopReason(ctx context.Context) string {
 type target struct {
 	name   string
 	addr   string
+	path   string // the GET path wrk sends, when it is one fixed path
 	why    string
 	expect int
 	req    RequestFactory
@@ -151,7 +153,7 @@ func stopAll(ts []*target) {
 // interleaved (all targets in round 1, then all in round 2, …) so that a
 // noisy neighbour hurts them alike. For a target with no runs, why[i]
 // says why.
-func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*Load) Stats) (runs [][]Stats, why []string) {
+func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*target, *Load) Stats) (runs [][]Stats, why []string) {
 	runs = make([][]Stats, len(ts))
 	why = make([]string, len(ts))
 	for i, t := range ts {
@@ -166,7 +168,7 @@ func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*Load)
 				why[i] = stopReason(ctx)
 				continue
 			}
-			runs[i] = append(runs[i], run(b.load(t.addr, t.expect, t.req)))
+			runs[i] = append(runs[i], run(t, b.load(t.addr, t.expect, t.req)))
 		}
 	}
 	return runs, why
@@ -196,14 +198,14 @@ func median(runs []Stats, key func(*Stats) float64, show func(*Stats) string) (*
 // closedRounds runs closed-loop rounds and returns each target's median
 // run by throughput (nil when not measured) and the rows, unjudged.
 func (b *Bench) closedRounds(ctx context.Context, scenario string, ts []*target) ([]*Stats, []*Row) {
-	runs, why := b.measureRounds(ctx, ts, func(l *Load) Stats { return l.RunClosed(ctx) })
+	runs, why := b.measureRounds(ctx, ts, func(_ *target, l *Load) Stats { return l.RunClosed(ctx) })
 	return b.rowsFor(scenario, ts, runs, why, (*Stats).RPS, func(s *Stats) string { return fmtRPS(s.RPS()) + " rps" })
 }
 
 // openRounds runs open-loop rounds at cfg.Rate and returns each target's
 // median run by p99 and the rows, unjudged.
 func (b *Bench) openRounds(ctx context.Context, scenario string, ts []*target) ([]*Stats, []*Row) {
-	runs, why := b.measureRounds(ctx, ts, func(l *Load) Stats { return l.RunOpen(ctx, b.cfg.Rate) })
+	runs, why := b.measureRounds(ctx, ts, func(_ *target, l *Load) Stats { return l.RunOpen(ctx, b.cfg.Rate) })
 	stats, rows := b.rowsFor(scenario, ts, runs, why,
 		func(s *Stats) float64 { return -float64(p99(s)) },
 		func(s *Stats) string { return "p99 " + fmtLatency(p99(s)) })
@@ -213,6 +215,13 @@ func (b *Bench) openRounds(ctx context.Context, scenario string, ts []*target) (
 		}
 	}
 	return stats, rows
+}
+
+// wrkRounds is closedRounds with wrk as the client, on each target's
+// fixed path.
+func (b *Bench) wrkRounds(ctx context.Context, scenario string, w *Wrk, ts []*target) ([]*Stats, []*Row) {
+	runs, why := b.measureRounds(ctx, ts, func(t *target, l *Load) Stats { return w.Run(ctx, l, t.path) })
+	return b.rowsFor(scenario, ts, runs, why, (*Stats).RPS, func(s *Stats) string { return fmtRPS(s.RPS()) + " rps" })
 }
 
 func p99(s *Stats) time.Duration { return s.Hist.Quantile(0.99) }
@@ -425,6 +434,7 @@ func (b *Bench) startHAProxy(ctx context.Context, upstream string) (*HAProxy, er
 
 const (
 	proxyScenario = "gateway proxy (closed loop)"
+	wrkScenario   = "gateway proxy (wrk, closed loop)"
 	fixedScenario = "gateway fixed rate"
 	benchService  = "bench"
 )
@@ -456,14 +466,15 @@ func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstr
 	case string(body) != string(upstreamBody):
 		t.why = fmt.Sprintf("gateway answered 200 with body %q, not the upstream's, rows skipped", body)
 	default:
-		t.addr, t.req = m.GatewayAddr, getRequests(m.GatewayAddr, path)
+		t.addr, t.path, t.req = m.GatewayAddr, path, getRequests(m.GatewayAddr, path)
 	}
 	return t
 }
 
 // Gateway compares maxine's gateway (metrics on and off) with HAProxy and
 // nginx proxying to the same upstream, all started once: a closed loop for
-// throughput, then an open loop at cfg.Rate for latency.
+// throughput (the bench's generator, then wrk when installed), then an
+// open loop at cfg.Rate for latency.
 func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	up, err := StartUpstream()
 	if err != nil {
@@ -486,13 +497,13 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	if h, err := b.startHAProxy(ctx, up.Addr); err != nil {
 		hp.why = err.Error()
 	} else {
-		hp.addr, hp.stop, hp.req = h.Addr, h.Stop, getRequests(h.Addr, "/ping")
+		hp.addr, hp.path, hp.stop, hp.req = h.Addr, "/ping", h.Stop, getRequests(h.Addr, "/ping")
 	}
 	ng := &target{name: fmt.Sprintf("nginx (%d workers)", b.cfg.cpus()), expect: 200}
 	if n, err := b.startNginx(ctx, "proxy", up.Addr); err != nil {
 		ng.why = err.Error()
 	} else {
-		ng.addr, ng.stop, ng.req = n.Addr, n.Stop, getRequests(n.Addr, "/ping")
+		ng.addr, ng.path, ng.stop, ng.req = n.Addr, "/ping", n.Stop, getRequests(n.Addr, "/ping")
 	}
 	ts := []*target{gw, off, hp, ng}
 	defer stopAll(ts)
@@ -500,6 +511,16 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	if closed {
 		stats, rows := b.closedRounds(ctx, proxyScenario, ts)
 		judgeProxy(rows, stats)
+		// SPEC section 9: the figures that count are an external
+		// client's; the bench's own generator above is the second view.
+		if b.cfg.WrkBin == "" {
+			b.note("%s: wrk not installed (or -wrk off): the external client's figures, the ones that count, are missing", wrkScenario)
+		} else if w, err := NewWrk(b.cfg.WrkBin, b.runDir); err != nil {
+			b.note("%s: %v", wrkScenario, err)
+		} else {
+			stats, rows := b.wrkRounds(ctx, wrkScenario, w, ts)
+			judgeProxy(rows, stats)
+		}
 	}
 	if open {
 		scenario := fmt.Sprintf("%s (%s rps, open loop)", fixedScenario, fmtRPS(float64(b.cfg.Rate)))

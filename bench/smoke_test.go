@@ -32,6 +32,7 @@ func TestBenchSmoke(t *testing.T) {
 		Scenarios:  map[string]bool{},
 		NginxBin:   requireBinary(t, "nginx"),
 		HAProxyBin: requireBinary(t, "haproxy"),
+		WrkBin:     requireBinary(t, "wrk"),
 	}
 	for _, s := range scenarioNames {
 		cfg.Scenarios[s] = true
@@ -41,7 +42,7 @@ func TestBenchSmoke(t *testing.T) {
 	b.prepareMaxine(ctx, maxineBinary(t))
 	b.run(ctx)
 
-	want := map[string]int{regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 4}
+	want := map[string]int{regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 4, wrkScenario: 4}
 	fixed := 0
 	for _, r := range b.rows {
 		if strings.HasPrefix(r.Scenario, fixedScenario) {
