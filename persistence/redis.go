@@ -123,7 +123,11 @@ type RedisOptions struct {
 	// once that many replicas have it, so a Sentinel failover to one of
 	// them cannot lose it. Redis replication is asynchronous; without
 	// this, a write acknowledged by a primary that dies a moment later
-	// may never reach the replica that takes over.
+	// may never reach the replica that takes over. A write that too few
+	// replicas acknowledged in time is reported as failed (wrapping
+	// ErrStoreUnavailable, so the client retries) although the primary
+	// has it; the registries learn it from its published change like any
+	// other, and the retry makes it durable.
 	MinReplicas int
 	// ReplicaWaitTimeout bounds that WAIT; 0 means DefaultReplicaWaitTimeout.
 	ReplicaWaitTimeout time.Duration

@@ -564,3 +564,15 @@ func TestRedisUnreachableAtStart(t *testing.T) {
 		t.Fatal("Register outside Run succeeded")
 	}
 }
+
+// With MinReplicas and no replica to acknowledge, a write is reported as
+// failed (the client retries). It did reach the primary, so the registries
+// may still learn it from its message: Redis, not the error, is the truth.
+func TestRedisMinReplicasRefusesUnreplicatedWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	st := startStore(t, RedisOptions{URL: srv.URL(0), InstanceID: "a", MinReplicas: 1, ReplicaWaitTimeout: 50 * time.Millisecond})
+	_, err := st.Register(context.Background(), testReg("orders", "n1", 8081))
+	if !errors.Is(err, ErrStoreUnavailable) || !strings.Contains(err.Error(), "replicas") {
+		t.Fatalf("Register without a replica: %v; want ErrStoreUnavailable about replicas", err)
+	}
+}
