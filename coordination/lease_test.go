@@ -242,8 +242,12 @@ return tonumber(ARGV[2])
 	a.clock.unfreeze()
 	a.stall.resume()
 	waitFor(t, 15*time.Second, "a's OnChange to report the fenced step-down", func() bool {
-		s, ok := a.lastEvent()
-		return ok && !s.IsLeader && strings.Contains(s.Reason, "fenced")
+		for _, e := range a.eventsCopy() {
+			if !e.IsLeader && strings.Contains(e.Reason, "fenced") {
+				return true
+			}
+		}
+		return false
 	})
 	waitFor(t, 15*time.Second, "a to follow b", func() bool { s := a.l.Status(); return s.LeaderInstanceID == "b" && s.FencingToken == tokB })
 	if c := a.l.Counters(); c.Losses != 1 {
@@ -303,6 +307,9 @@ func TestRedisRestartKeepsTokensIncreasing(t *testing.T) {
 		return a.l.Status().FencingToken == tok1 && b.l.Status().FencingToken == tok1
 	})
 
+	if _, err := srv.Do("SET", "marker", "1"); err != nil {
+		t.Fatal(err)
+	}
 	srv.Kill()
 	killed := time.Now()
 	waitFor(t, 15*time.Second, "the leader's OnChange to report the step-down", func() bool {
@@ -321,7 +328,7 @@ func TestRedisRestartKeepsTokensIncreasing(t *testing.T) {
 	}
 
 	srv.Restart()
-	if v, _ := srv.Do("EXISTS", testPrefix+":fence"); v != "0" {
+	if v, _ := srv.Do("EXISTS", "marker"); v != "0" {
 		t.Fatal("Redis did not restart empty")
 	}
 	lead2 := waitOneLeader(t, 20*time.Second, a, b)
@@ -390,6 +397,7 @@ func TestFencedRefusals(t *testing.T) {
 func TestRunTwiceReturns(t *testing.T) {
 	srv := redistest.Start(t)
 	a := start(t, srv, "a", instOpts{ttl: 2 * time.Second, renew: 500 * time.Millisecond})
+	waitOneLeader(t, 15*time.Second, a) // the first Run is running
 	done := make(chan struct{})
 	go func() { a.l.Run(context.Background()); close(done) }()
 	select {
