@@ -48,7 +48,9 @@ func (s *Server) getConfig(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 // applied together in one atomic settings change.
 func (s *Server) putConfig(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	if s.o.Cluster != nil {
-		if st := s.o.Cluster(); st.Enabled && !st.IsLeader {
+		// shared-file mode elects no leader: each instance takes its own
+		// settings changes.
+		if st := s.o.Cluster(); st.Enabled && st.Mode != "shared-file" && !st.IsLeader {
 			s.forwardToLeader(ctx)
 			return
 		}

@@ -86,6 +86,7 @@ type options struct {
 	showVersion                                bool
 	adminReadTimeout, idleTimeout              time.Duration
 	maxConnsPerNode                            int
+	cluster                                    clusterSettings
 }
 
 func defineSettings(o *options, s *settings) {
@@ -93,9 +94,9 @@ func defineSettings(o *options, s *settings) {
 	s.String(&o.gatewayAddr, "gateway-addr", "MAXINE_GATEWAY_ADDR", ":8000", "gateway (data plane) listen address")
 	s.Bool(&o.gatewayEnabled, "gateway", "MAXINE_GATEWAY_ENABLED", true, "serve the gateway listener")
 	s.String(&o.dataDir, "data-dir", "MAXINE_DATA_DIR", "./data", "directory for the state file, credentials, audit log and log files")
-	s.String(&o.stateMode, "state-mode", "MAXINE_REGISTRY_STATE_MODE", "local", "registry state mode: local (shared-file and redis are not in this build)")
-	s.String(&o.redisURL, "redis-url", "MAXINE_REGISTRY_REDIS_URL", "", "Redis URL for state mode redis")
-	s.String(&o.redisPrefix, "redis-prefix", "MAXINE_REGISTRY_REDIS_KEY_PREFIX", "maxine:registry", "key prefix in Redis")
+	s.String(&o.stateMode, "state-mode", "MAXINE_REGISTRY_STATE_MODE", "local", "registry state mode: local (one instance, state file in the data dir), shared-file (instances share one state file under flock) or redis (instances share Redis, with a fenced leader)")
+	s.String(&o.redisURL, "redis-url", "MAXINE_REGISTRY_REDIS_URL", "", "Redis URL for state mode redis: redis://[user:password@]host:port[/db] or rediss:// for TLS")
+	s.String(&o.redisPrefix, "redis-prefix", "MAXINE_REGISTRY_REDIS_KEY_PREFIX", "maxine:registry", "key prefix in Redis (instances sharing it form one cluster)")
 	s.String(&o.instanceID, "instance-id", "MAXINE_INSTANCE_ID", "", "instance id (default hostname-pid)")
 	s.Duration(&o.leaseInterval, "lease-interval", "MAXINE_LEADER_LEASE", 10*time.Second, "leader lease length (redis mode)")
 	s.Duration(&o.renewInterval, "renew-interval", "MAXINE_LEADER_RENEW", 3*time.Second, "leader lease renewal interval (redis mode)")
@@ -160,6 +161,7 @@ func defineSettings(o *options, s *settings) {
 	s.String(&o.cpuProfile, "cpuprofile", "", "", "write a CPU profile to this file until exit")
 	s.String(&o.pprofAddr, "pprof-addr", "MAXINE_PPROF_ADDR", "", "serve net/http/pprof on this address (keep it on loopback; empty = off)")
 	s.Bool(&o.showVersion, "version", "", false, "print the version and exit")
+	defineClusterSettings(&o.cluster, s)
 }
 
 func main() {
@@ -199,9 +201,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 func (o *options) validate() error {
 	switch o.stateMode {
-	case "local":
-	case "shared-file", "redis":
-		return fmt.Errorf("MAXINE_REGISTRY_STATE_MODE (--state-mode) %q is not implemented in this build: use local", o.stateMode)
+	case "local", "shared-file", "redis":
 	default:
 		return fmt.Errorf("MAXINE_REGISTRY_STATE_MODE (--state-mode) must be local, shared-file or redis, not %q", o.stateMode)
 	}
@@ -238,7 +238,7 @@ func (o *options) validate() error {
 		h, _ := os.Hostname()
 		o.instanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
-	return nil
+	return o.cluster.validate(o)
 }
 
 func parseLogFormat(s string) (config.LogFormat, bool) {
@@ -315,6 +315,22 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		log.Warn().Msg("MAXINE_JWT_SECRET is not set: tokens are signed with a random per-process secret and stop working on restart")
 	}
 
+	// Listen before anything else starts, so a busy port fails fast and
+	// a cluster member can advertise the address it really has. Nothing
+	// is accepted until the registry is restored or loaded.
+	adminLn, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return fmt.Errorf("MAXINE_ADMIN_ADDR (--admin-addr) %s: %w", o.adminAddr, err)
+	}
+	defer adminLn.Close()
+	var gwLn net.Listener
+	if o.gatewayEnabled {
+		if gwLn, err = net.Listen("tcp", o.gatewayAddr); err != nil {
+			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
+		}
+		defer gwLn.Close()
+	}
+
 	// Registry and runtime settings, restored before any listener accepts.
 	defaults := config.Defaults()
 	defaults.HeartBeatTimeout = o.heartbeatTimeout
@@ -324,20 +340,6 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	}
 	settingsStore := config.New(defaults)
 	reg := registry.New(registry.Options{MaxNodes: o.maxNodes})
-	stateFile := persistence.NewLocalFile(o.dataDir)
-	restored, skipped, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
-	var corrupt *persistence.CorruptError
-	switch {
-	case errors.As(err, &corrupt):
-		log.Error().Err(corrupt.Err).Str("file", corrupt.Path).Str("backup", corrupt.Backup).Msg("state file is corrupt: kept as a backup, starting empty")
-	case err != nil:
-		return fmt.Errorf("cannot restore state from %q: %w", stateFile.Path(), err)
-	}
-	log.Info().Int("restored", restored).Int("expiredSkipped", skipped).Str("file", stateFile.Path()).Msg("registry state restored")
-	// Runtime settings changed through the API survive restarts, but the
-	// port is whatever this process listens on.
-	settingsStore.Update(func(st *config.Settings) { st.Port = defaults.Port })
-	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
 
 	// Observability. # HELP/# TYPE lines make the exposition typed (a
 	// histogram is a histogram to Prometheus, not three untyped series).
@@ -348,6 +350,36 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		return err
 	}
 	alerts := observe.NewAlerts(observe.AlertOptions{WebhookURL: o.alertWebhook, Timeout: o.alertTimeout, RingSize: o.alertRing, Audit: audit, Instance: o.instanceID})
+
+	// State: the local file, or a shared store whose registry is loaded
+	// into this one before the listeners accept.
+	var stateFile *persistence.LocalFile
+	var backend *stateBackend
+	if o.stateMode == "local" {
+		stateFile = persistence.NewLocalFile(o.dataDir)
+		restored, skipped, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
+		var corrupt *persistence.CorruptError
+		switch {
+		case errors.As(err, &corrupt):
+			log.Error().Err(corrupt.Err).Str("file", corrupt.Path).Str("backup", corrupt.Backup).Msg("state file is corrupt: kept as a backup, starting empty")
+		case err != nil:
+			return fmt.Errorf("cannot restore state from %q: %w", stateFile.Path(), err)
+		}
+		log.Info().Int("restored", restored).Int("expiredSkipped", skipped).Str("file", stateFile.Path()).Msg("registry state restored")
+	} else {
+		backend, err = newStateBackend(o, &o.cluster, clusterDeps{
+			reg: reg, settings: settingsStore, log: log, audit: audit, alerts: alerts, metrics: set,
+			adminAddr: adminLn.Addr().String(), gatewayAddr: addrOf(gwLn),
+			onSettings: func(old, cur config.Settings) { output.SetPlain(cur.LogFormat == config.PlainLogs) },
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// Runtime settings changed through the API survive restarts, but the
+	// port is whatever this process listens on.
+	settingsStore.Update(func(st *config.Settings) { st.Port = defaults.Port })
+	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
 	traces := observe.NewTraces(o.traceRing)
 	events := &eventSink{audit: audit, alerts: alerts, log: log}
 
@@ -370,7 +402,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		Breaker: gateway.BreakerOptions{ConsecutiveFailures: o.breakerFailures, FailureRatio: o.breakerRatio, MinRequests: o.breakerMinRequests,
 			Window: o.breakerWindow, OpenTimeout: o.breakerOpen, HalfOpenMaxRequests: o.breakerHalfOpen},
 		Health: gateway.HealthOptions{Enabled: o.healthEnabled, Interval: o.healthInterval, Timeout: o.healthTimeout, Path: o.healthPath,
-			FailThreshold: o.healthFail, PassThreshold: o.healthPass, Evict: o.healthEvict},
+			FailThreshold: o.healthFail, PassThreshold: o.healthPass, Evict: o.healthEvict,
+			Leader: backend.leaderFunc(), Evictor: backend.evictorFunc()},
 		OutlierConsecutive5xx: o.outlier5xx,
 		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Logger: log,
 	})
@@ -379,8 +412,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	}
 
 	// Admin.
-	var lc lifecycle
+	lc := lifecycle{storeUp: backend.storeUpFunc(), mode: o.stateMode}
 	adminOpts := admin.Options{
+		Registrar: backend.registrarOr(reg), Cluster: backend.clusterFunc(), SaveSettings: backend.saveSettingsFunc(),
 		Registry: reg, Settings: settingsStore, Auth: authority,
 		SignInLimiter:     auth.NewRateLimiter(o.signinPerMinute, 10, 100_000, time.Now),
 		RegistrationToken: o.registrationToken,
@@ -417,24 +451,19 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		defer psrv.Close()
 	}
 
-	// Listen before starting anything else so a busy port fails fast.
-	adminLn, err := net.Listen("tcp", o.adminAddr)
-	if err != nil {
-		return fmt.Errorf("MAXINE_ADMIN_ADDR (--admin-addr) %s: %w", o.adminAddr, err)
-	}
-	var gwLn net.Listener
-	if o.gatewayEnabled {
-		if gwLn, err = net.Listen("tcp", o.gatewayAddr); err != nil {
-			adminLn.Close()
-			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
-		}
-	}
-
 	// Background work, each with an owner: done stops them all.
 	done := make(chan struct{})
 	var bg sync.WaitGroup
 	start := func(f func()) { bg.Add(1); go func() { defer bg.Done(); f() }() }
-	start(func() { reg.Run(done, 100*time.Millisecond) })
+	if backend == nil {
+		// Local mode expires its own nodes; in a shared mode the store
+		// does (the leader's reap, or the flock holder's sweep).
+		start(func() { reg.Run(done, 100*time.Millisecond) })
+	} else {
+		bctx, bcancel := context.WithCancel(context.Background())
+		start(func() { backend.run(bctx) })
+		start(func() { <-done; bcancel() })
+	}
 	start(func() { proxy.Run(done) })
 	start(func() { audit.Run(done) })
 	start(func() { alerts.Run(done) })
@@ -442,25 +471,28 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	persistErrors := set.GetOrCreateCounter(`maxine_persistence_errors_total`)
 	persistSeconds := set.GetOrCreatePrometheusHistogram(`maxine_persistence_write_duration_seconds`)
 	var storeFailing atomic.Bool
-	snap := persistence.NewSnapshotter(persistence.SnapshotterOptions{
-		File: stateFile, Registry: reg, Settings: settingsStore, Interval: o.persistInterval,
-		OnError: func(err error) {
-			persistErrors.Inc()
-			log.Error().Err(err).Msg("cannot write the state file")
-			if storeFailing.CompareAndSwap(false, true) {
-				alerts.Raise(observe.Alert{Type: observe.AlertStateStoreDown, Severity: observe.SeverityCritical,
-					Message: "cannot write the state file: " + err.Error()})
-			}
-		},
-		OnWrite: func(d time.Duration, nodes int) {
-			persistWrites.Inc()
-			persistSeconds.Update(d.Seconds())
-			if storeFailing.CompareAndSwap(true, false) {
-				log.Info().Msg("state file writes recovered")
-			}
-		},
-	})
-	start(func() { snap.Run(done) })
+	var snap *persistence.Snapshotter
+	if stateFile != nil {
+		snap = persistence.NewSnapshotter(persistence.SnapshotterOptions{
+			File: stateFile, Registry: reg, Settings: settingsStore, Interval: o.persistInterval,
+			OnError: func(err error) {
+				persistErrors.Inc()
+				log.Error().Err(err).Msg("cannot write the state file")
+				if storeFailing.CompareAndSwap(false, true) {
+					alerts.Raise(observe.Alert{Type: observe.AlertStateStoreDown, Severity: observe.SeverityCritical,
+						Message: "cannot write the state file: " + err.Error()})
+				}
+			},
+			OnWrite: func(d time.Duration, nodes int) {
+				persistWrites.Inc()
+				persistSeconds.Update(d.Seconds())
+				if storeFailing.CompareAndSwap(true, false) {
+					log.Info().Msg("state file writes recovered")
+				}
+			},
+		})
+		start(func() { snap.Run(done) })
+	}
 	sub := reg.Subscribe(0)
 	start(func() { events.pumpRegistry(reg, sub, set, done) })
 
@@ -474,7 +506,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
 		go func() { serveErr <- gwSrv.Serve(gwLn) }()
 	}
-	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("version", version).Msg("maxine started")
+	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("stateMode", o.stateMode).Str("version", version).Msg("maxine started")
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -512,8 +544,10 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	close(done)
 	bg.Wait()
 	reg.Unsubscribe(sub)
-	if err := snap.Flush(); err != nil {
-		log.Error().Err(err).Msg("final state write failed")
+	if snap != nil {
+		if err := snap.Flush(); err != nil {
+			log.Error().Err(err).Msg("final state write failed")
+		}
 	}
 	if err := audit.Close(); err != nil {
 		log.Error().Err(err).Msg("cannot close the audit log")
@@ -534,6 +568,8 @@ func addrOf(ln net.Listener) string {
 type lifecycle struct {
 	mu       sync.Mutex
 	draining bool
+	storeUp  func() bool // nil in local mode
+	mode     string
 }
 
 func (l *lifecycle) setDraining() {
@@ -547,6 +583,9 @@ func (l *lifecycle) ready() (bool, string) {
 	defer l.mu.Unlock()
 	if l.draining {
 		return false, "draining"
+	}
+	if l.storeUp != nil && !l.storeUp() {
+		return false, "state store unreachable (" + l.mode + ")"
 	}
 	return true, ""
 }
