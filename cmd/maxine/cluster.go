@@ -36,7 +36,6 @@ type clusterSettings struct {
 
 	advertiseAdmin, advertiseGateway string
 	reapInterval                     time.Duration
-	loadTimeout                      time.Duration
 }
 
 func defineClusterSettings(c *clusterSettings, s *settings) {
