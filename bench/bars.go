@@ -26,11 +26,12 @@ var (
 	barFlatP99        = Bar{Figure: "p99", AtMost: true, Limit: 1.2, Versus: "10 nodes", Format: fmtRatio}
 	barRSS            = Bar{Figure: "VmRSS", AtMost: true, Limit: 500e6, Format: func(v float64) string { return fmtMB(uint64(v)) }}
 	barProxyVsHAProxy = Bar{Figure: "rps", Limit: 0.8, Versus: "HAProxy", Format: fmtRatio}
+	barProxyVsBare    = Bar{Figure: "rps", Limit: 0.95, Versus: "bare fasthttp proxy", Format: fmtRatio}
 	barFixedVsHAProxy = Bar{Figure: "p99", AtMost: true, Limit: 1.5, Versus: "HAProxy", Format: fmtRatio}
 )
 
 // allBars lists every bar, for the tests.
-var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barFixedVsHAProxy}
+var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barProxyVsBare, barFixedVsHAProxy}
 
 // Holds reports whether the measured value v meets the bar.
 func (b Bar) Holds(v float64) bool {
@@ -79,22 +80,51 @@ func (r *Row) judge(bars []Bar, values []float64) {
 }
 
 // judgeVersus judges r by ratios of num to den, one per bar, when both
-// measurements are healthy and r has no verdict yet. Each bar's Figure
-// picks the ratio: rps (num/den) or p99 (num/den).
+// measurements are healthy and r has no verdict yet.
 func judgeVersus(r *Row, num, den *Stats, bars ...Bar) {
 	if r.Verdict != "" || num == nil || den == nil {
 		return
 	}
 	values := make([]float64, len(bars))
 	for i, b := range bars {
-		switch b.Figure {
-		case "rps":
-			values[i] = num.RPS() / den.RPS()
-		case "p99":
-			values[i] = float64(p99(num)) / float64(p99(den))
-		default:
-			panic("bench: no ratio for figure " + b.Figure)
-		}
+		values[i] = b.ratio(num, den)
 	}
 	r.judge(bars, values)
+}
+
+// ratio is the bar's figure of num over den: rps or p99.
+func (b Bar) ratio(num, den *Stats) float64 {
+	switch b.Figure {
+	case "rps":
+		return num.RPS() / den.RPS()
+	case "p99":
+		return float64(p99(num)) / float64(p99(den))
+	}
+	panic("bench: no ratio for figure " + b.Figure)
+}
+
+// versus pairs a bar with the measurement its ratio is taken against.
+type versus struct {
+	bar Bar
+	den *Stats
+}
+
+// judgeAgainst judges r by every bar whose reference was measured (den
+// non-nil), when num is healthy and r has no verdict yet; a row with no
+// measured reference stays unjudged.
+func judgeAgainst(r *Row, num *Stats, vs ...versus) {
+	if r.Verdict != "" || num == nil {
+		return
+	}
+	var bars []Bar
+	var values []float64
+	for _, v := range vs {
+		if v.den != nil {
+			bars = append(bars, v.bar)
+			values = append(values, v.bar.ratio(num, v.den))
+		}
+	}
+	if len(bars) > 0 {
+		r.judge(bars, values)
+	}
 }

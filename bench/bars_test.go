@@ -44,15 +44,19 @@ func TestBarsJudgeWhatTheySay(t *testing.T) {
 			[]*Stats{measured(7500, time.Millisecond), measured(10000, time.Millisecond), nil}, 0, verdictFail},
 		{"redirect 0.85× nginx", judgeDiscovery,
 			[]*Stats{measured(8500, time.Millisecond), measured(10000, time.Millisecond), nil}, 0, verdictPass},
-		// gateway: maxine, maxine without metrics, HAProxy, nginx
+		// gateway: maxine, maxine without metrics, HAProxy, nginx, bare fasthttp proxy
 		{"fixed rate: p99 1.8× HAProxy (SPEC: ≤ 1.5×)", judgeFixedRate,
-			[]*Stats{measured(5000, 1800*time.Microsecond), nil, measured(5000, time.Millisecond), nil}, 0, verdictFail},
+			[]*Stats{measured(5000, 1800*time.Microsecond), nil, measured(5000, time.Millisecond), nil, nil}, 0, verdictFail},
 		{"fixed rate: p99 1.4× HAProxy", judgeFixedRate,
-			[]*Stats{measured(5000, 1400*time.Microsecond), nil, measured(5000, time.Millisecond), nil}, 0, verdictPass},
+			[]*Stats{measured(5000, 1400*time.Microsecond), nil, measured(5000, time.Millisecond), nil, nil}, 0, verdictPass},
 		{"proxy: 0.75× HAProxy rps", judgeProxy,
-			[]*Stats{measured(7500, time.Millisecond), nil, measured(10000, time.Millisecond), nil}, 0, verdictFail},
+			[]*Stats{measured(7500, time.Millisecond), nil, measured(10000, time.Millisecond), nil, nil}, 0, verdictFail},
 		{"proxy: 0.85× HAProxy rps", judgeProxy,
-			[]*Stats{measured(8500, time.Millisecond), nil, measured(10000, time.Millisecond), nil}, 0, verdictPass},
+			[]*Stats{measured(8500, time.Millisecond), nil, measured(10000, time.Millisecond), nil, nil}, 0, verdictPass},
+		{"proxy: 1.2× HAProxy but 0.9× the bare fasthttp proxy (SPEC: ≥ 0.95×)", judgeProxy,
+			[]*Stats{measured(9000, time.Millisecond), nil, measured(7500, time.Millisecond), nil, measured(10000, time.Millisecond)}, 0, verdictFail},
+		{"proxy: 1.2× HAProxy and 0.96× the bare fasthttp proxy", judgeProxy,
+			[]*Stats{measured(9600, time.Millisecond), nil, measured(8000, time.Millisecond), nil, measured(10000, time.Millisecond)}, 0, verdictPass},
 	}
 	for _, c := range cases {
 		rows := judgedRows(len(c.stats))

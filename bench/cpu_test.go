@@ -46,3 +46,24 @@ func TestCPUBudgetIsOneSetting(t *testing.T) {
 		t.Fatalf("haproxy config with -cpus 3:\n%s", c)
 	}
 }
+
+// TestCalibrationProxy starts the bare fasthttp proxy as its own process
+// (this test binary, re-executed) with the same CPU budget as the other
+// targets, and checks that it proxies to the upstream.
+func TestCalibrationProxy(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "1")
+	up := stubUpstream(t, func(int64, time.Time) (time.Duration, int) { return 0, 200 })
+	ctx := testContext(t, 30*time.Second)
+	c, err := StartCalibrationProxy(ctx, t.TempDir(), up, defaultCPUs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if got := environOf(t, c.Pid())["GOMAXPROCS"]; got != "2" {
+		t.Fatalf("calibration proxy started with GOMAXPROCS=%q, want the budget 2", got)
+	}
+	code, body, err := probe("http://" + c.Addr + "/anything")
+	if err != nil || code != 200 || string(body) != string(upstreamBody) {
+		t.Fatalf("through the calibration proxy: %d %q %v", code, body, err)
+	}
+}

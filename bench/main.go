@@ -10,7 +10,8 @@
 //   - redirect discoveries/s with 10 nodes and with 100,000 nodes in 10,000
 //     services, and against nginx `return 302`;
 //   - maxine's RSS holding 100,000 nodes;
-//   - gateway proxy throughput (closed loop) against HAProxy and nginx,
+//   - gateway proxy throughput (closed loop) against HAProxy, nginx and
+//     the bare fasthttp proxy (calibration.go),
 //     from the bench's generator and, when installed, from wrk (the
 //     external client whose figures SPEC section 9 counts);
 //   - gateway latency at a fixed request rate (open loop, measured from the
@@ -44,6 +45,7 @@ import (
 var scenarioNames = []string{"register", "discover", "rss", "proxy", "fixed"}
 
 func main() {
+	runCalibrationProxyIfAsked()
 	var (
 		scenarios  = flag.String("scenarios", "all", "comma-separated scenarios to run: "+strings.Join(scenarioNames, ", ")+" (discover includes nginx return 302), or all")
 		duration   = flag.Duration("duration", 5*time.Second, "measurement window of each measurement")

@@ -19,6 +19,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	runCalibrationProxyIfAsked() // the tests start this binary as the calibration proxy
 	code := m.Run()
 	if testBinDir != "" {
 		os.RemoveAll(testBinDir)

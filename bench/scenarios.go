@@ -471,8 +471,9 @@ func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstr
 	return t
 }
 
-// Gateway compares maxine's gateway (metrics on and off) with HAProxy and
-// nginx proxying to the same upstream, all started once: a closed loop for
+// Gateway compares maxine's gateway (metrics on and off) with HAProxy,
+// nginx and the bare fasthttp proxy proxying to the same upstream, all
+// started once: a closed loop for
 // throughput (the bench's generator, then wrk when installed), then an
 // open loop at cfg.Rate for latency.
 func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
@@ -505,7 +506,13 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	} else {
 		ng.addr, ng.path, ng.stop, ng.req = n.Addr, "/ping", n.Stop, getRequests(n.Addr, "/ping")
 	}
-	ts := []*target{gw, off, hp, ng}
+	bare := &target{name: fmt.Sprintf("bare fasthttp proxy (calibration, GOMAXPROCS %d)", b.cfg.cpus()), expect: 200}
+	if c, err := StartCalibrationProxy(ctx, b.runDir, up.Addr, b.cfg.cpus()); err != nil {
+		bare.why = err.Error()
+	} else {
+		bare.addr, bare.path, bare.stop, bare.req = c.Addr, "/ping", c.Stop, getRequests(c.Addr, "/ping")
+	}
+	ts := []*target{gw, off, hp, ng, bare}
 	defer stopAll(ts)
 
 	if closed {
@@ -530,10 +537,12 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 }
 
 // judgeProxy judges the closed-loop gateway rows, in target order: maxine,
-// maxine without metrics, HAProxy, nginx.
+// maxine without metrics, HAProxy, nginx, the bare fasthttp proxy. Each
+// maxine row must meet both its bars, against HAProxy and against the
+// bare fasthttp proxy.
 func judgeProxy(rows []*Row, stats []*Stats) {
-	for i := range 2 { // maxine rows against HAProxy
-		judgeVersus(rows[i], stats[i], stats[2], barProxyVsHAProxy)
+	for i := range 2 {
+		judgeAgainst(rows[i], stats[i], versus{barProxyVsHAProxy, stats[2]}, versus{barProxyVsBare, stats[4]})
 	}
 	if stats[0] != nil && stats[3] != nil { // informational
 		rows[3].Ratio = stats[0].RPS() / stats[3].RPS()
@@ -541,7 +550,8 @@ func judgeProxy(rows []*Row, stats []*Stats) {
 	}
 }
 
-// judgeFixedRate judges the open-loop gateway rows, in the same order.
+// judgeFixedRate judges the open-loop gateway rows, in the same order
+// (the bare fasthttp proxy's latency is shown, not judged).
 func judgeFixedRate(rows []*Row, stats []*Stats) {
 	for i := range 2 {
 		judgeVersus(rows[i], stats[i], stats[2], barFixedVsHAProxy)

@@ -42,7 +42,7 @@ func TestBenchSmoke(t *testing.T) {
 	b.prepareMaxine(ctx, maxineBinary(t))
 	b.run(ctx)
 
-	want := map[string]int{regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 4, wrkScenario: 4}
+	want := map[string]int{regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 5, wrkScenario: 5}
 	fixed := 0
 	for _, r := range b.rows {
 		if strings.HasPrefix(r.Scenario, fixedScenario) {
@@ -63,8 +63,8 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("scenario %q: %d rows missing (or extra, if negative)", s, n)
 		}
 	}
-	if fixed != 4 {
-		t.Errorf("fixed-rate scenario: %d rows, want 4", fixed)
+	if fixed != 5 {
+		t.Errorf("fixed-rate scenario: %d rows, want 5", fixed)
 	}
 	var buf bytes.Buffer
 	(&Report{Rows: b.rows, Notes: b.notes}).WriteMarkdown(&buf)

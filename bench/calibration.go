@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// calibrationEnv, set to "<listen addr> <upstream addr>" in the
+// environment of this program (or of its test binary), makes the process
+// serve as the calibration proxy instead of doing anything else. The bench
+// starts it by re-executing itself, so the proxy is a process of its own
+// with the same CPU budget as every other target, not goroutines sharing
+// the load generator's.
+const calibrationEnv = "MAXINE_BENCH_CALIBRATION_PROXY"
+
+// serveCalibrationProxy is the calibration target SPEC section 9 asks
+// for: the simplest fasthttp reverse proxy, one HostClient.Do in the
+// handler, no routing, no header rewriting. Maxine's gateway is built on
+// the same engine, so its rps over this one's is how much of the
+// engine's ceiling it keeps. It serves until killed.
+func serveCalibrationProxy(spec string) error {
+	listen, upstream, ok := strings.Cut(spec, " ")
+	if !ok || !strings.HasPrefix(listen, "127.0.0.1:") || !strings.HasPrefix(upstream, "127.0.0.1:") {
+		return fmt.Errorf("bad %s=%q: want \"127.0.0.1:<port> 127.0.0.1:<port>\"", calibrationEnv, spec)
+	}
+	hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 1 << 16, MaxIdemponentCallAttempts: 1}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusBadGateway)
+			}
+		},
+		Concurrency: 64 * 1024,
+	}
+	ln, err := net.Listen("tcp4", listen)
+	if err != nil {
+		return fmt.Errorf("calibration proxy: %w", err)
+	}
+	return srv.Serve(ln)
+}
+
+// runCalibrationProxyIfAsked serves the calibration proxy and exits when
+// calibrationEnv is set; otherwise it returns at once.
+func runCalibrationProxyIfAsked() {
+	spec := os.Getenv(calibrationEnv)
+	if spec == "" {
+		return
+	}
+	if err := serveCalibrationProxy(spec); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// CalibrationProxy is a running calibration proxy process.
+type CalibrationProxy struct {
+	Addr string
+	proc *Process
+}
+
+// StartCalibrationProxy starts this executable again as the calibration
+// proxy to upstream, with GOMAXPROCS cpus, and waits until it proxies.
+func StartCalibrationProxy(ctx context.Context, runDir, upstream string, cpus int) (*CalibrationProxy, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the bench executable to start the calibration proxy: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &CalibrationProxy{Addr: loopback(port)}
+	env := []string{calibrationEnv + "=" + c.Addr + " " + upstream, "GOMAXPROCS=" + strconv.Itoa(cpus)}
+	p, err := StartProcess("calibration proxy", filepath.Join(runDir, "calibration-proxy.log"), self, env)
+	if err != nil {
+		return nil, err
+	}
+	c.proc = p
+	if err := p.WaitHTTP(ctx, "http://"+c.Addr+"/ping", 200, 10*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Pid returns the process id of the proxy.
+func (c *CalibrationProxy) Pid() int { return c.proc.Pid() }
+
+// Stop stops the proxy.
+func (c *CalibrationProxy) Stop() { c.proc.Stop() }
