@@ -13,7 +13,9 @@
 // successful renewal; its local deadline is that time + LeaseTTL - a safety
 // margin, strictly before Redis can expire the key. If renewals fail until
 // the deadline (Redis unreachable, this process stalled), the leader steps
-// down by its own clock; if renewScript finds the key gone or someone
+// down by its own clock; a leader that wakes up past its deadline (a stalled
+// process) steps down and deletes its key if still there, rather than renew
+// on as if nothing happened; if renewScript finds the key gone or someone
 // else's, it steps down at once. Each tick then refreshes this instance's
 // record in <prefix>:members (members.go). On context cancellation Run
 // steps down locally first, then deletes the lease (owner-checked) and its
@@ -38,7 +40,11 @@
 //   - Tokens strictly increase across acquisitions, and a token this
 //     instance sees never goes below one it saw before, even after Redis
 //     restarts empty: acquisition raises the counter to at least the
-//     acquirer's highest seen token and Redis's clock in ms before INCR.
+//     acquirer's highest seen token and Redis's clock in ms before INCR
+//     (so a token is about its acquisition time in Unix ms). Only a Redis
+//     that restarts empty with its clock set back, won by an instance that
+//     never saw the old tokens, could issue a lower one; the fence check
+//     compares tokens for equality, so even then no stale write lands.
 package coordination
 
 import (
