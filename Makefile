@@ -4,7 +4,7 @@ BIN     ?= bin/maxine
 VERSION ?= 0.1.0
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse --short HEAD 2>/dev/null)
 # Packages with concurrent code: always tested under the race detector.
-RACE_PKGS := ./registry/ ./lb/ ./gateway/ ./persistence/ ./observe/ ./auth/ ./admin/ ./config/
+RACE_PKGS := ./registry/ ./lb/ ./gateway/ ./persistence/ ./coordination/ ./observe/ ./auth/ ./admin/ ./config/
 FUZZTIME ?= 10s
 
 .PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps redis-deps clean
