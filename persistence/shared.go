@@ -95,7 +95,8 @@ type SharedFileOptions struct {
 	Now func() time.Time
 	// OnStoreState, if set, is called when the file becomes unwritable
 	// (up false, with the error) and when it is writable again (up true,
-	// nil). Calls are serialized.
+	// nil). Calls are serialized and made by the writer goroutine: it
+	// must return quickly and must not call Register or Deregister.
 	OnStoreState func(up bool, err error)
 }
 
@@ -227,7 +228,7 @@ func (s *SharedFile) Load(ctx context.Context) (restored, skipped int, err error
 	if err := s.lockLocked(ctx); err != nil {
 		return 0, 0, s.storeError(err)
 	}
-	c, invalid, ferr := s.readLocked(true)
+	c, id, invalid, ferr := s.readLocked(true)
 	if err := s.unlockLocked(); err != nil && ferr == nil {
 		ferr = err
 	}
@@ -245,6 +246,7 @@ func (s *SharedFile) Load(ctx context.Context) (restored, skipped int, err error
 		}
 	}
 	failed := s.reconcileLocked(c, nowMs)
+	s.seen = id
 	restored = len(c.nodes) - skipped - len(failed)
 	skipped += len(failed)
 	if ferr != nil {
@@ -256,7 +258,11 @@ func (s *SharedFile) Load(ctx context.Context) (restored, skipped int, err error
 // Register writes reg (a registration or a heartbeat) to the file and
 // applies it locally. A validation error is returned as registry.Register
 // returns it; an error wrapping ErrStoreUnavailable means the file could
-// not be written and the change was not acknowledged.
+// not be written and the change was not acknowledged. registry.ErrFull
+// means the change is in the file (other instances serve it) but this
+// instance's registry has no room for it. Result.Kind says what the
+// change was to the file, which may differ from what it was to this
+// instance's registry while that lags behind the file.
 func (s *SharedFile) Register(ctx context.Context, reg registry.Registration) (registry.Result, error) {
 	if err := reg.Validate(); err != nil {
 		return registry.Result{}, err
@@ -382,24 +388,23 @@ func (s *SharedFile) commit(ctx context.Context) {
 	default:
 	}
 	sweep := s.sweep.Swap(false)
+	report := true
 	switch {
 	case err != nil && ctx.Err() != nil:
-		err = errSharedStopped // shutting down: not a store failure
+		err, report = errSharedStopped, false // shutting down: not a store failure
 	case err != nil:
-		s.setStoreState(s.storeError(err))
 	case len(batch) == 0 && !sweep:
 		s.unlockLocked()
+		report = false
 	default:
 		err = s.commitLocked(batch)
-		if err != nil {
-			s.setStoreState(s.storeError(err))
-		} else {
-			s.setStoreState(nil)
-		}
 	}
 	s.mu.Unlock()
 	if err != nil {
 		err = s.storeError(err)
+	}
+	if report {
+		s.setStoreState(err)
 	}
 	for _, op := range batch {
 		if err != nil {
@@ -421,7 +426,7 @@ func (s *SharedFile) commitLocked(batch []*sharedOp) error {
 			s.unlockLocked()
 		}
 	}()
-	cur, _, err := s.readLocked(false)
+	cur, id, _, err := s.readLocked(false)
 	force := s.down.Load() // a write proves the store is back
 	var corrupt *CorruptError
 	switch {
@@ -467,12 +472,14 @@ func (s *SharedFile) commitLocked(batch []*sharedOp) error {
 		}
 		s.stats.writes.Add(1)
 		s.stats.batched.Add(int64(len(batch)))
+		id = sharedFileID{} // unknown: the poller reads it once more
 		if fi, err := os.Stat(s.o.Path); err == nil {
-			s.seen = sharedIdentity(fi)
+			id = sharedIdentity(fi)
 		}
 	} else {
 		next = cur
 	}
+	s.seen = id
 	locked = false
 	if err := s.unlockLocked(); err != nil {
 		s.o.Logger.Warn().Err(err).Str("path", s.lockPath).Msg("shared state file: cannot release the lock; closing the lock file")
@@ -486,11 +493,12 @@ func (s *SharedFile) commitLocked(batch []*sharedOp) error {
 	return nil
 }
 
-// readLocked reads the file under the lock. It returns (nil, 0, nil) when
-// the file does not exist. A corrupt file is moved aside and reported as
+// readLocked reads the file under the lock and returns it with its stat
+// identity and the number of invalid nodes left out. It returns a nil
+// content and no error when the file does not exist. A corrupt file is moved aside and reported as
 // a *CorruptError. When load is set, leftovers of a crashed write are
 // removed first: with the lock held nobody else is writing.
-func (s *SharedFile) readLocked(load bool) (*sharedContent, int, error) {
+func (s *SharedFile) readLocked(load bool) (*sharedContent, sharedFileID, int, error) {
 	if load {
 		names, _ := filepath.Glob(filepath.Join(filepath.Dir(s.o.Path), atomicfile.TempPattern(s.o.Path)))
 		for _, n := range names {
@@ -499,31 +507,29 @@ func (s *SharedFile) readLocked(load bool) (*sharedContent, int, error) {
 	}
 	data, id, err := sharedReadFile(s.o.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
+		return nil, sharedFileID{}, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot read: %w", err)
+		return nil, sharedFileID{}, 0, fmt.Errorf("cannot read: %w", err)
 	}
 	if xxhash.Sum64(data) == s.applied.sum && s.applied.sum != 0 {
-		s.seen = id
-		return s.applied, 0, nil
+		return s.applied, id, 0, nil
 	}
 	c, invalid, derr := decodeShared(data, s.applied)
 	if derr != nil {
 		lf := &LocalFile{dir: filepath.Dir(s.o.Path), path: s.o.Path}
 		backup, err := lf.moveAside()
 		if err != nil {
-			return nil, 0, fmt.Errorf("corrupt (%v) and cannot be moved aside: %w", derr, err)
+			return nil, sharedFileID{}, 0, fmt.Errorf("corrupt (%v) and cannot be moved aside: %w", derr, err)
 		}
 		cerr := &CorruptError{Path: s.o.Path, Backup: backup, Err: derr}
 		s.o.Logger.Error().Err(cerr).Msg("shared state file")
-		return nil, 0, cerr
+		return nil, sharedFileID{}, 0, cerr
 	}
 	if invalid > 0 {
 		s.o.Logger.Warn().Int("nodes", invalid).Str("path", s.o.Path).Msg("shared state file: invalid nodes skipped")
 	}
-	s.seen = id
-	return c, invalid, nil
+	return c, id, invalid, nil
 }
 
 // sharedReadFile reads a file and the stat identity of the version read.
