@@ -139,14 +139,42 @@ func DecodeRegistration(body []byte, defaultTimeOut int) (Registration, error) {
 // present reports whether a raw JSON value was given and is not null.
 func present(raw json.RawMessage) bool { return len(raw) != 0 && string(raw) != "null" }
 
-// intField accepts only a bare JSON integer: quoted numbers, fractions and
-// exponents are type errors, as the old contract had them.
+// intField accepts a JSON integer or a string holding a decimal integer
+// ("8082"), as the old server did (it ran parseInt on these fields and its
+// own SDK test data sends a string port). Fractions, exponents, signs other
+// than a leading '-', spaces, hex and empty strings are type errors, quoted
+// or not; the caller checks the range.
 func intField(field string, n json.RawMessage) (int, error) {
-	v, err := strconv.ParseInt(string(n), 10, 32)
+	digits := n
+	if len(n) > 0 && n[0] == '"' {
+		var s string
+		if err := json.Unmarshal(n, &s); err != nil || !decimalInteger(s) {
+			return 0, invalid(field, "must be an integer or a string holding a decimal integer")
+		}
+		digits = json.RawMessage(s)
+	}
+	v, err := strconv.ParseInt(string(digits), 10, 32)
 	if err != nil {
 		return 0, invalid(field, "must be an integer")
 	}
 	return int(v), nil
+}
+
+// decimalInteger reports whether s is an optional '-' followed by 1 to 10
+// ASCII digits: nothing strconv would read differently from JSON.
+func decimalInteger(s string) bool {
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks a registration's fields (also used for registrations that
