@@ -169,6 +169,9 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return runHealth(args[1:], getenv, stdout, stderr)
+	}
 	var o options
 	s := newSettings("maxine", stderr)
 	defineSettings(&o, s)
@@ -357,7 +360,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	var backend *stateBackend
 	if o.stateMode == "local" {
 		stateFile = persistence.NewLocalFile(o.dataDir)
-		restored, skipped, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
+		rep, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
 		var corrupt *persistence.CorruptError
 		switch {
 		case errors.As(err, &corrupt):
@@ -365,7 +368,13 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		case err != nil:
 			return fmt.Errorf("cannot restore state from %q: %w", stateFile.Path(), err)
 		}
-		log.Info().Int("restored", restored).Int("expiredSkipped", skipped).Str("file", stateFile.Path()).Msg("registry state restored")
+		for _, e := range rep.Invalid {
+			log.Error().Err(e.Err).Int("entry", e.Index).Str("service", e.Service).Str("node", e.Node).Str("backup", rep.Backup).Msg("state file entry is invalid: skipped")
+		}
+		if rep.Settings != nil {
+			log.Error().Err(rep.Settings).Str("backup", rep.Backup).Msg("saved runtime settings are invalid: starting with the defaults")
+		}
+		log.Info().Int("restored", rep.Restored).Int("expiredSkipped", rep.Skipped).Int("invalidSkipped", len(rep.Invalid)).Str("file", stateFile.Path()).Msg("registry state restored")
 	} else {
 		backend, err = newStateBackend(o, &o.cluster, clusterDeps{
 			reg: reg, settings: settingsStore, log: log, audit: audit, alerts: alerts, metrics: set,
