@@ -40,10 +40,25 @@ type State struct {
 	SavedAt  int64                `json:"savedAt"` // ms since the Unix epoch
 	Settings *config.Settings     `json:"settings,omitempty"`
 	Nodes    []registry.NodeState `json:"nodes"`
+
+	// Filled by Load, never saved: the entries of a well-formed file that
+	// were left out because they are invalid on their own (a node of the
+	// wrong shape or failing validation, settings out of range). One bad
+	// entry costs that entry, not the whole file.
+	Invalid     []InvalidEntry `json:"-"`
+	SettingsErr error          `json:"-"` // why Settings is nil although the file had settings
 }
 
-// CorruptError reports a state file that could not be decoded (truncated,
-// not JSON, unknown format, invalid settings). The file was renamed to
+// InvalidEntry is one node entry of the state file that Load skipped, with
+// why: it did not decode as a node, or failed registry validation.
+type InvalidEntry struct {
+	Index         int // position in the file's nodes array
+	Service, Node string
+	Err           error
+}
+
+// CorruptError reports a state file that could not be decoded as a whole
+// (truncated, not JSON, unknown format, nodes not an array). The file was renamed to
 // Backup so that it is never overwritten; the caller reports the error and
 // starts empty. It is not fatal.
 type CorruptError struct {
@@ -81,8 +96,9 @@ func NewLocalFile(dir string) *LocalFile {
 // Path returns the state file's path.
 func (f *LocalFile) Path() string { return f.path }
 
-// Load reads the state. A missing file gives (State{}, nil). A corrupt or
-// truncated file is renamed to registry-state.json.corrupt-<UTC timestamp>
+// Load reads the state. A missing file gives (State{}, nil). Nodes holds the
+// valid node entries only; invalid entries and invalid settings are left
+// out and reported in Invalid and SettingsErr. A corrupt or truncated file is renamed to registry-state.json.corrupt-<UTC timestamp>
 // and Load returns (State{}, *CorruptError). Any other error (the file
 // cannot be read, or a corrupt file cannot be moved aside) is returned as
 // is and the file is left where it was: the caller must not go on to
@@ -107,26 +123,61 @@ func (f *LocalFile) Load() (State, error) {
 	return State{}, &CorruptError{Path: f.path, Backup: backup, Err: derr}
 }
 
+// fileState is the state file's outline: the header must decode, the
+// settings and each node are decoded on their own so that one bad entry
+// is skipped rather than failing the whole file.
+type fileState struct {
+	Format   int               `json:"format"`
+	SavedAt  int64             `json:"savedAt"`
+	Settings json.RawMessage   `json:"settings"`
+	Nodes    []json.RawMessage `json:"nodes"`
+}
+
 func decodeState(data []byte) (State, error) {
-	var s State
+	var file fileState
 	// Unmarshal validates the whole input first, so truncated files and
 	// trailing garbage are rejected before anything is decoded.
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := json.Unmarshal(data, &file); err != nil {
 		return State{}, err
 	}
-	if s.Format != Format {
-		return State{}, fmt.Errorf("unknown format %d (want %d)", s.Format, Format)
+	if file.Format != Format {
+		return State{}, fmt.Errorf("unknown format %d (want %d)", file.Format, Format)
 	}
-	if s.Settings != nil {
-		if err := checkSettings(s.Settings); err != nil {
-			return State{}, err
+	s := State{Format: file.Format, SavedAt: file.SavedAt, Nodes: make([]registry.NodeState, 0, len(file.Nodes))}
+	if len(file.Settings) > 0 && string(file.Settings) != "null" {
+		var st config.Settings
+		if err := json.Unmarshal(file.Settings, &st); err != nil {
+			s.SettingsErr = fmt.Errorf("settings: %w", err)
+		} else if err := checkSettings(&st); err != nil {
+			s.SettingsErr = err
+		} else {
+			s.Settings = &st
 		}
+	}
+	for i, raw := range file.Nodes {
+		var n registry.NodeState
+		if err := json.Unmarshal(raw, &n); err != nil {
+			// Name the node if its names at least decode.
+			var id struct {
+				ServiceName string `json:"serviceName"`
+				NodeName    string `json:"nodeName"`
+			}
+			json.Unmarshal(raw, &id)
+			s.Invalid = append(s.Invalid, InvalidEntry{Index: i, Service: id.ServiceName, Node: id.NodeName, Err: err})
+			continue
+		}
+		if err := n.Registration.Validate(); err != nil {
+			s.Invalid = append(s.Invalid, InvalidEntry{Index: i, Service: n.ServiceName, Node: n.NodeName, Err: err})
+			continue
+		}
+		s.Nodes = append(s.Nodes, n)
 	}
 	return s, nil
 }
 
-// checkSettings rejects enum codes out of range: config's Enum and String
-// methods index tables with them and would panic later on the data plane.
+// checkSettings rejects enum codes out of range (config's Enum and String
+// methods index tables with them and would panic later on the data plane)
+// and a heartBeatTimeout that no registration could use.
 func checkSettings(s *config.Settings) error {
 	switch {
 	case s.Strategy > config.LeastRequest:
@@ -137,8 +188,9 @@ func checkSettings(s *config.Settings) error {
 		return fmt.Errorf("settings: unknown logFormat %d", s.LogFormat)
 	case s.Port < 0 || s.Port > 65535:
 		return fmt.Errorf("settings: port %d out of range", s.Port)
-	case s.HeartBeatTimeout < 0:
-		return fmt.Errorf("settings: negative heartBeatTimeout %d", s.HeartBeatTimeout)
+	case s.HeartBeatTimeout < 1 || s.HeartBeatTimeout > registry.MaxTimeOutSeconds:
+		// 0 would make every registration without timeOut invalid.
+		return fmt.Errorf("settings: heartBeatTimeout %d is not 1-%d seconds", s.HeartBeatTimeout, registry.MaxTimeOutSeconds)
 	}
 	return nil
 }
@@ -163,6 +215,40 @@ func (f *LocalFile) moveAside() (string, error) {
 		return backup, nil
 	}
 	return "", fmt.Errorf("too many backups named %s*", base)
+}
+
+// keepCopy copies the state file to registry-state.json.invalid-<UTC
+// timestamp> (a name not taken yet), so that entries Restore skipped are
+// not lost when the next Save rewrites the file without them.
+func (f *LocalFile) keepCopy() (string, error) {
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return "", err
+	}
+	base := f.path + ".invalid-" + time.Now().UTC().Format("20060102T150405.000Z")
+	for i := 0; i < 100; i++ {
+		backup := base
+		if i > 0 {
+			backup += "-" + strconv.Itoa(i)
+		}
+		out, err := os.OpenFile(backup, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = out.Write(data)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(backup)
+			return "", err
+		}
+		return backup, nil
+	}
+	return "", fmt.Errorf("too many copies named %s*", base)
 }
 
 // removeStaleTemps deletes temporary files left by a Save that was

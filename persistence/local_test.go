@@ -193,8 +193,6 @@ func TestLoadCorruptFiles(t *testing.T) {
 		"unknown format":   []byte(`{"format":2,"savedAt":1,"nodes":[]}`),
 		"format 1 trailer": append([]byte(`{"format":1,"nodes":[]}`), " garbage"...),
 		"wrong type":       []byte(`{"format":1,"nodes":{"a":1}}`),
-		"bad strategy":     []byte(`{"format":1,"settings":{"serverSelectionStrategy":7},"nodes":[]}`),
-		"bad log format":   []byte(`{"format":1,"settings":{"logFormat":2},"nodes":[]}`),
 		"format 0 valid":   valid, // a well-formed document without a format
 	}
 	for name, content := range cases {
@@ -327,4 +325,27 @@ func TestSaveFailsOnRealFilesystemErrors(t *testing.T) {
 			t.Fatalf("left behind: %v", got)
 		}
 	})
+}
+
+// Settings out of range are refused on their own (they would index enum
+// tables and panic on the data plane, or make every registration without
+// timeOut invalid); the file is not corrupt for them.
+func TestLoadRefusesBadSettingsOnly(t *testing.T) {
+	for name, settings := range map[string]string{
+		"bad strategy":      `{"serverSelectionStrategy":7,"heartBeatTimeout":5}`,
+		"bad log format":    `{"logFormat":2,"heartBeatTimeout":5}`,
+		"zero heartbeat":    `{"heartBeatTimeout":0}`,
+		"huge heartbeat":    `{"heartBeatTimeout":86401}`,
+		"settings not JSON": `"fast"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := NewLocalFile(t.TempDir())
+			content := `{"format":1,"settings":` + settings + `,"nodes":[]}`
+			os.WriteFile(f.Path(), []byte(content), 0o600)
+			s, err := f.Load()
+			if err != nil || s.Settings != nil || s.SettingsErr == nil {
+				t.Fatalf("Load = %+v, %v", s, err)
+			}
+		})
+	}
 }
