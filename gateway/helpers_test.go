@@ -208,6 +208,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, mod, nil)
+}
+
+// newFixtureWith is newFixture with prep run on the Proxy before Run
+// starts (to set test seams).
+func newFixtureWith(t *testing.T, mod func(*Options), prep func(*Proxy)) *fixture {
+	t.Helper()
 	f := &fixture{
 		t:        t,
 		reg:      registry.New(registry.Options{}),
@@ -233,6 +240,9 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 		t.Fatal(err)
 	}
 	f.p = p
+	if prep != nil {
+		prep(p)
+	}
 	done := make(chan struct{})
 	ran := make(chan struct{})
 	go func() {
