@@ -24,6 +24,9 @@ const (
 	MaxMetadataKeys   = 32
 	MaxMetadataKeyLen = 128
 	MaxMetadataValLen = 1024
+	// MaxMetadataBytes bounds a node's metadata in total (keys plus
+	// values), so that the per-entry limits cannot add up to 36 KB a node.
+	MaxMetadataBytes  = 4096
 	MaxTimeOutSeconds = 86400
 )
 
@@ -214,10 +217,15 @@ func (r *Registration) Validate() error {
 	if len(r.Metadata) > MaxMetadataKeys {
 		return invalid("metadata", fmt.Sprintf("at most %d entries", MaxMetadataKeys))
 	}
+	total := 0
 	for k, v := range r.Metadata {
 		if k == "" || len(k) > MaxMetadataKeyLen || len(v) > MaxMetadataValLen {
 			return invalid("metadata", "keys must be 1-128 characters and values at most 1024")
 		}
+		total += len(k) + len(v)
+	}
+	if total > MaxMetadataBytes {
+		return invalid("metadata", fmt.Sprintf("at most %d bytes of keys and values in total", MaxMetadataBytes))
 	}
 	return nil
 }

@@ -23,10 +23,29 @@ const ExpiryGrace = 500 * time.Millisecond
 // ErrFull is returned when a registration would exceed Options.MaxNodes.
 var ErrFull = errors.New("registry is full: the maximum number of nodes is reached")
 
+// ErrTooManyServices is returned when a registration of a new service
+// would exceed Options.MaxServices.
+var ErrTooManyServices = errors.New("registry is full: the maximum number of services is reached")
+
+// Default limits. With at most MaxMetadataBytes of metadata and the field
+// limits of Registration, one node pins at most about 15 KB (names, host,
+// paths, metadata, 10 virtual nodes), so a registry full at the defaults
+// holds a few GB at the very worst and about 100 MB with typical
+// registrations. Raise them deliberately (MAXINE_MAX_NODES,
+// MAXINE_MAX_SERVICES), with registration closed to strangers.
+const (
+	DefaultMaxNodes    = 200_000
+	DefaultMaxServices = 20_000
+)
+
 // Options configure a Registry. The zero value is usable.
 type Options struct {
-	// MaxNodes bounds the number of registered (parent) nodes; 0 means 1,000,000.
+	// MaxNodes bounds the number of registered (parent) nodes; 0 means
+	// DefaultMaxNodes.
 	MaxNodes int
+	// MaxServices bounds the number of services; 0 means
+	// DefaultMaxServices.
+	MaxServices int
 	// Now replaces time.Now in tests.
 	Now func() time.Time
 }
@@ -42,6 +61,7 @@ type Registry struct {
 	services sync.Map     // string -> *service; Load is lock-free
 	expiry   expiryHeap   // guarded by mu
 	nodes    atomic.Int64 // parent nodes; written under mu, read lock-free by Len
+	nsvc     atomic.Int64 // services; written under mu, read lock-free by Services
 	seq      uint64       // event sequence and snapshot version, guarded by mu
 	subs     []*Subscription
 
@@ -160,7 +180,10 @@ func (s *Snapshot) Parent(nodeName string) *Node {
 // New returns an empty registry. Call Run to start expiry.
 func New(opts Options) *Registry {
 	if opts.MaxNodes <= 0 {
-		opts.MaxNodes = 1_000_000
+		opts.MaxNodes = DefaultMaxNodes
+	}
+	if opts.MaxServices <= 0 {
+		opts.MaxServices = DefaultMaxServices
 	}
 	r := &Registry{opts: opts, now: opts.Now}
 	if r.now == nil {
@@ -196,6 +219,9 @@ func (r *Registry) Generation() uint64 { return r.generation.Load() }
 
 // Len returns the number of registered (parent) nodes. It takes no lock.
 func (r *Registry) Len() int { return int(r.nodes.Load()) }
+
+// Services returns the number of services. It takes no lock.
+func (r *Registry) Services() int { return int(r.nsvc.Load()) }
 
 // Result describes a registration once applied.
 type Result struct {
@@ -242,6 +268,9 @@ func (r *Registry) Upsert(st NodeState) (Result, error) {
 }
 
 func (r *Registry) applyLocked(reg Registration, at, deadline time.Time) (Result, error) {
+	if _, ok := r.services.Load(reg.ServiceName); !ok && r.nsvc.Load() >= int64(r.opts.MaxServices) {
+		return Result{}, ErrTooManyServices
+	}
 	svc := r.serviceLocked(reg.ServiceName)
 	p, exists := svc.parents[reg.NodeName]
 	res := Result{Registration: reg, RegisteredAt: at.UnixMilli()}
@@ -261,6 +290,7 @@ func (r *Registry) applyLocked(reg Registration, at, deadline time.Time) (Result
 	if !exists && r.nodes.Load() >= int64(r.opts.MaxNodes) {
 		if len(svc.parents) == 0 {
 			r.services.Delete(svc.name)
+			r.nsvc.Add(-1)
 		}
 		return Result{}, ErrFull
 	}
@@ -382,6 +412,7 @@ func (r *Registry) serviceLocked(name string) *service {
 	}
 	svc := &service{name: name, parents: make(map[string]*parent)}
 	r.services.Store(name, svc)
+	r.nsvc.Add(1)
 	return svc
 }
 
@@ -393,6 +424,7 @@ func (r *Registry) removeLocked(svc *service, nodeName string, kind EventKind, a
 	r.publishLocked(svc, kind, nodeName, at)
 	if len(svc.parents) == 0 {
 		r.services.Delete(svc.name)
+		r.nsvc.Add(-1)
 	}
 }
 
