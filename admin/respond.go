@@ -1,23 +1,30 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"mime"
 
 	"github.com/valyala/fasthttp"
 )
 
-// writeJSON writes v as the JSON body with status.
+// writeJSON writes v as the JSON body with status. HTML characters are not
+// escaped: the old server's bodies were JSON.stringify output, byte for
+// byte what old clients compare against ("->" in the contract's messages,
+// not "-\u003e"). The body is served as application/json, which browsers
+// never render as HTML, so the escaping protected nothing.
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json; charset=utf-8")
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		ctx.SetStatusCode(fasthttp.StatusInternalServerError)
 		ctx.SetBodyString(`{"message":"Internal Server Error"}`)
 		return
 	}
-	ctx.SetBody(b)
+	ctx.SetBody(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
 }
 
 type messageBody struct {
