@@ -371,6 +371,7 @@ var rbacRoutes = map[string]struct {
 	"GET /api/logs/recent/clear":                            {roleOperator, "/api/logs/recent/clear", ""},
 	"POST /api/logs/recent/clear":                           {roleOperator, "/api/logs/recent/clear", ""},
 	"GET /api/logs/download":                                {roleViewer, "/api/logs/download", ""},
+	"GET /logs/{name}":                                      {roleViewer, "/logs/Maxine-info.log", ""},
 }
 
 // rbacRole is the test's own ranking of callers, in the nesting order SPEC

@@ -146,6 +146,11 @@ type Options struct {
 	Metrics       *metrics.Set
 	PublicMetrics bool // also serve unauthenticated /metrics
 
+	// CORSOrigins are the origins browsers may call the admin API from:
+	// "*" for any (the old server's default), or exact origins such as
+	// "https://dash.example". Empty turns CORS off.
+	CORSOrigins []string
+
 	Build       BuildInfo
 	InstanceID  string
 	TraceHeader string // default x-trace-id
@@ -159,6 +164,7 @@ type Server struct {
 	forwarder *fasthttp.Client // config changes forwarded to the leader
 	router    *router.Router
 	m         *adminMetrics
+	cors      *cors // nil = CORS off
 	start     time.Time
 	traceHdr  string
 }
@@ -180,6 +186,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader,
 		forwarder: &fasthttp.Client{NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}}
 	s.m = newAdminMetrics(o.Metrics, o.Registry)
+	s.cors = newCORS(o.CORSOrigins, o.TraceHeader)
 	s.routes()
 	return s, nil
 }
@@ -220,6 +227,7 @@ func (s *Server) routes() {
 	s.handle(r, "GET", "/api/logs/recent/clear", "logs_clear", auth.Operator, s.logsClear)
 	s.handle(r, "POST", "/api/logs/recent/clear", "logs_clear", auth.Operator, s.logsClear)
 	s.handle(r, "GET", "/api/logs/download", "logs_download", auth.Viewer, s.logsDownload)
+	s.handle(r, "GET", logFilesPrefix+"{name}", "log_file", auth.Viewer, s.logFile)
 
 	r.NotFound = s.wrap("not_found", auth.RoleNone, func(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 		writeMessage(ctx, fasthttp.StatusNotFound, "Not Found: "+string(ctx.Path()))
@@ -307,7 +315,12 @@ func printable(b []byte) bool {
 }
 
 // Handler returns the request handler for the admin listener.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.router.Handler }
+func (s *Server) Handler() fasthttp.RequestHandler {
+	if s.cors != nil {
+		return s.cors.handler(s.router.Handler)
+	}
+	return s.router.Handler
+}
 
 // HTTPServerOptions bound what one admin request may cost.
 type HTTPServerOptions struct {
@@ -357,6 +370,9 @@ func (s *Server) NewHTTPServer(o HTTPServerOptions) *fasthttp.Server {
 				writeMessage(ctx, fasthttp.StatusBadRequest, "Bad Request")
 			}
 			ctx.SetConnectionClose()
+			if s.cors != nil {
+				s.cors.simple(ctx)
+			}
 			s.m.route("unreadable").observe(ctx.Response.StatusCode())
 		},
 	}
