@@ -39,7 +39,7 @@ race:
 
 # unit also runs every Benchmark once (-benchtime=1x), so benchmark-only
 # code is compiled and exercised; ./bench/ includes a short end-to-end run
-# of the bench harness against maxine, nginx and HAProxy.
+# of the bench harness against maxine, nginx, HAProxy, wrk and redis-server.
 unit: bench-deps
 	$(GO) test -count=1 ./bench/ ./trace/ ./internal/... ./cmd/...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
@@ -59,8 +59,9 @@ fuzz:
 # test is the whole suite; .ci/run calls exactly this.
 test: lint race unit e2e fuzz
 
-# bench-deps installs the comparison servers and wrk (Debian packages).
-bench-deps:
+# bench-deps installs the comparison servers and wrk (Debian packages), and
+# redis-server for the redis state-mode rows.
+bench-deps: redis-deps
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null && command -v wrk >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk; } || { \
 		echo "bench-deps: cannot install nginx, haproxy and wrk (apt-get as root); the bench tests need them" >&2; exit 1; }

@@ -28,10 +28,13 @@ var (
 	barProxyVsHAProxy = Bar{Figure: "rps", Limit: 0.8, Versus: "HAProxy", Format: fmtRatio}
 	barProxyVsBare    = Bar{Figure: "rps", Limit: 0.95, Versus: "bare fasthttp proxy", Format: fmtRatio}
 	barFixedVsHAProxy = Bar{Figure: "p99", AtMost: true, Limit: 1.5, Versus: "HAProxy", Format: fmtRatio}
+
+	barRegistrationsRedis = Bar{Figure: "rps", Limit: 5000, Format: fmtRPS}
+	barRedisVsLocal       = Bar{Figure: "rps", Limit: 0.95, Versus: "local mode", Format: fmtRatio}
 )
 
 // allBars lists every bar, for the tests.
-var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barProxyVsBare, barFixedVsHAProxy}
+var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barProxyVsBare, barFixedVsHAProxy, barRegistrationsRedis, barRedisVsLocal}
 
 // Holds reports whether the measured value v meets the bar.
 func (b Bar) Holds(v float64) bool {

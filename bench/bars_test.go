@@ -57,6 +57,11 @@ func TestBarsJudgeWhatTheySay(t *testing.T) {
 			[]*Stats{measured(9000, time.Millisecond), nil, measured(7500, time.Millisecond), nil, measured(10000, time.Millisecond)}, 0, verdictFail},
 		{"proxy: 1.2× HAProxy and 0.96× the bare fasthttp proxy", judgeProxy,
 			[]*Stats{measured(9600, time.Millisecond), nil, measured(8000, time.Millisecond), nil, measured(10000, time.Millisecond)}, 0, verdictPass},
+		// discovery in redis mode: local mode, redis mode
+		{"redis-mode discovery 0.9× local mode (SPEC: ≥ 0.95×)", judgeRedisDiscovery,
+			[]*Stats{measured(10000, time.Millisecond), measured(9000, time.Millisecond)}, 1, verdictFail},
+		{"redis-mode discovery 0.96× local mode", judgeRedisDiscovery,
+			[]*Stats{measured(10000, time.Millisecond), measured(9600, time.Millisecond)}, 1, verdictPass},
 	}
 	for _, c := range cases {
 		rows := judgedRows(len(c.stats))
@@ -64,6 +69,17 @@ func TestBarsJudgeWhatTheySay(t *testing.T) {
 		r := rows[c.row]
 		if r.Verdict != c.verdict {
 			t.Errorf("%s: verdict %q, want %q (figure %q, bar %q)", c.name, r.Verdict, c.verdict, r.Figure, r.Bar)
+		}
+	}
+	// Registrations in redis mode have their own absolute bar, ≥ 5,000/s.
+	for _, c := range []struct {
+		rps     float64
+		verdict string
+	}{{4999, verdictFail}, {5000, verdictPass}} {
+		var r Row
+		r.judge([]Bar{barRegistrationsRedis}, []float64{c.rps})
+		if r.Verdict != c.verdict || !strings.Contains(r.Bar, "5,000") {
+			t.Errorf("redis registrations at %.0f/s: verdict %q (bar %q), want %q", c.rps, r.Verdict, r.Bar, c.verdict)
 		}
 	}
 	// The at-scale discovery bar promises flat latency: its text names p99

@@ -15,7 +15,11 @@
 //     from the bench's generator and, when installed, from wrk (the
 //     external client whose figures SPEC section 9 counts);
 //   - gateway latency at a fixed request rate (open loop, measured from the
-//     intended send time, so stalls are not hidden by coordinated omission).
+//     intended send time, so stalls are not hidden by coordinated omission);
+//   - redis state mode, against a redis-server started on a free loopback
+//     port: registrations/s through one instance, and redirect discoveries
+//     against a local-mode maxine in interleaved rounds (bench generator
+//     and wrk).
 //
 // Figures are only meaningful as ratios within one run on one machine.
 // All traffic goes to 127.0.0.1; every load loop is bounded by count and by
@@ -42,7 +46,7 @@ import (
 )
 
 // scenarioNames are the values -scenarios accepts, in run order.
-var scenarioNames = []string{"register", "discover", "rss", "proxy", "fixed"}
+var scenarioNames = []string{"register", "discover", "rss", "redis", "proxy", "fixed"}
 
 func main() {
 	runCalibrationProxyIfAsked()
@@ -58,7 +62,8 @@ func main() {
 		maxineBin  = flag.String("maxine-bin", "", "maxine binary to test (default: go build ./cmd/maxine into the run directory)")
 		nginxBin   = flag.String("nginx", "auto", `nginx binary, "auto" to look on PATH and in /usr/sbin, "off" to skip nginx`)
 		haproxyBin = flag.String("haproxy", "auto", `haproxy binary, "auto" to look on PATH and in /usr/sbin, "off" to skip HAProxy`)
-		wrkBin     = flag.String("wrk", "auto", `wrk binary for the external-client gateway rows, "auto" to look on PATH, "off" to skip them`)
+		wrkBin     = flag.String("wrk", "auto", `wrk binary for the external-client rows, "auto" to look on PATH, "off" to skip them`)
+		redisBin   = flag.String("redis", "auto", `redis-server binary for the redis state-mode rows, "auto" to look on PATH and in /usr/sbin, "off" to skip them`)
 		jsonPath   = flag.String("json", "", "also write the results as JSON to this file")
 		cpuProfile = flag.String("cpuprofile-maxine", "", "pass --cpuprofile <file>.<scenario> to every maxine started (only when the binary lists --cpuprofile in its --help)")
 		cpus       = flag.Int("cpus", defaultCPUs, "CPU budget of every target alike: maxine's GOMAXPROCS, nginx worker_processes, HAProxy nbthread")
@@ -98,6 +103,7 @@ func main() {
 		NginxBin:   resolveBinary(*nginxBin, "nginx"),
 		HAProxyBin: resolveBinary(*haproxyBin, "haproxy"),
 		WrkBin:     resolveBinary(*wrkBin, "wrk"),
+		RedisBin:   resolveBinary(*redisBin, "redis-server"),
 	}
 
 	total := *timeout
@@ -142,7 +148,7 @@ func main() {
 	}
 
 	rep := &Report{
-		Machine: machineLine(versionOf(cfg.NginxBin, "-v"), versionOf(cfg.HAProxyBin, "-v")),
+		Machine: machineLine(versionOf(cfg.NginxBin, "-v"), versionOf(cfg.HAProxyBin, "-v"), redisVersion(versionLine(cfg.RedisBin, "--version"))),
 		Flags: fmt.Sprintf("Flags: -scenarios %s -duration %s -warmup %s -conns %d -rate %d -nodes %d -services %d -repeat %d -cpus %d (every target: maxine GOMAXPROCS, nginx workers, HAProxy threads); load generator: fasthttp in this process, GOMAXPROCS %d",
 			*scenarios, cfg.Duration, cfg.Warmup, cfg.Conns, cfg.Rate, cfg.Nodes, cfg.Services, cfg.Repeat, cfg.cpus(), runtime.GOMAXPROCS(0)),
 		Rows:  b.rows,
@@ -183,6 +189,9 @@ func (b *Bench) run(ctx context.Context) {
 			b.Discovery(c, sel["discover"], sel["rss"])
 		})
 	}
+	if sel["redis"] {
+		step("redis", time.Duration(6*b.cfg.Repeat)*per+120*time.Second, b.Redis)
+	}
 	if sel["proxy"] || sel["fixed"] {
 		step("proxy/fixed", time.Duration(12*b.cfg.Repeat)*per+60*time.Second, func(c context.Context) {
 			b.Gateway(c, sel["proxy"], sel["fixed"])
@@ -193,7 +202,7 @@ func (b *Bench) run(ctx context.Context) {
 // runBudget is the default hard limit of the whole run.
 func runBudget(cfg Config) time.Duration {
 	per := cfg.Warmup + cfg.Duration + 15*time.Second
-	return time.Duration(17*cfg.Repeat)*per + 300*time.Second + 3*time.Minute // + building maxine
+	return time.Duration(26*cfg.Repeat)*per + 420*time.Second + 3*time.Minute // + building maxine
 }
 
 // prepareMaxine finds or builds the maxine binary; on failure the maxine

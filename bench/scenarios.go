@@ -20,6 +20,7 @@ type Config struct {
 	NginxBin   string
 	HAProxyBin string
 	WrkBin     string // "" when wrk is not installed (or -wrk off)
+	RedisBin   string // redis-server for the redis state-mode rows; "" when not installed (or -redis off)
 	CPUProfile string
 	Nodes      int // nodes registered for the discovery-at-scale and RSS figures
 	Services   int // services those nodes are spread over
@@ -292,6 +293,16 @@ const regScenario = "registrations/s"
 // over 1,000 services and (b) re-heartbeats of a fixed set of 1,000 nodes,
 // each on a fresh maxine, closed loop, against the spec's absolute bar.
 func (b *Bench) Registrations(ctx context.Context) {
+	b.registrationRows(ctx, regScenario, "maxine", barRegistrations, func(ctx context.Context, label string) (*Maxine, error) {
+		return b.startMaxine(ctx, label)
+	}, nil)
+}
+
+// registrationRows measures the two registration cases, (a) distinct new
+// nodes and (b) re-heartbeats, each on a fresh maxine from start, and
+// judges them by bar. check, when set, runs after a case's rounds on its
+// maxine and fails the row when it returns an error.
+func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar Bar, start func(context.Context, string) (*Maxine, error), check func() error) {
 	distinct := regShape{servicePrefix: "reg-", services: 1000, nodePrefix: "node-", port: portFor, timeOut: 600}
 	heartbeat := regShape{servicePrefix: "hb-", services: 100, nodePrefix: "node-", nodes: 1000, port: portFor, timeOut: 600}
 	cases := []struct {
@@ -300,31 +311,39 @@ func (b *Bench) Registrations(ctx context.Context) {
 		shape   regShape
 		prefill uint64
 	}{
-		{"maxine: distinct new nodes, 1,000 services", "register-distinct", distinct, 0},
-		{"maxine: re-heartbeats of 1,000 nodes", "register-heartbeat", heartbeat, 1000},
+		{who + ": distinct new nodes, 1,000 services", "register-distinct", distinct, 0},
+		{who + ": re-heartbeats of 1,000 nodes", "register-heartbeat", heartbeat, 1000},
 	}
 	for _, c := range cases {
 		if ctx.Err() != nil {
-			b.skipRow(regScenario, c.target, stopReason(ctx))
+			b.skipRow(scenario, c.target, stopReason(ctx))
 			continue
 		}
-		m, err := b.startMaxine(ctx, c.label)
+		m, err := start(ctx, c.label)
 		if err != nil {
-			b.skipRow(regScenario, c.target, maxineSkipReason(err))
+			b.skipRow(scenario, c.target, maxineSkipReason(err))
 			continue
 		}
 		if c.prefill > 0 {
 			if _, err := b.bulkRegister(ctx, m, c.shape, 0, c.prefill, 30*time.Second); err != nil {
 				m.Stop()
-				b.skipRow(regScenario, c.target, err.Error())
+				b.skipRow(scenario, c.target, err.Error())
 				continue
 			}
 		}
 		t := &target{name: c.target, addr: m.AdminAddr, expect: 200, req: registerRequests(m.AdminAddr, c.shape, c.prefill), stop: m.Stop}
-		stats, rows := b.closedRounds(ctx, regScenario, []*target{t})
+		stats, rows := b.closedRounds(ctx, scenario, []*target{t})
+		var checkErr error
+		if check != nil && stats[0] != nil {
+			checkErr = check()
+		}
 		stopAll([]*target{t})
-		if st := stats[0]; st != nil {
-			rows[0].judge([]Bar{barRegistrations}, []float64{st.RPS()})
+		switch {
+		case checkErr != nil:
+			rows[0].Verdict = verdictFail
+			appendNote(rows[0], checkErr.Error())
+		case stats[0] != nil:
+			rows[0].judge([]Bar{bar}, []float64{stats[0].RPS()})
 		}
 	}
 }
@@ -351,18 +370,7 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	defer stopAll(ts)
 
 	if withDiscovery {
-		// The 10-node registry: one service, solo-0.
-		if m, err := b.startMaxine(ctx, "discovery-10"); err != nil {
-			small.why = maxineSkipReason(err)
-		} else {
-			small.stop = m.Stop
-			solo := regShape{servicePrefix: "solo-", services: 1, nodePrefix: "solo-n-", port: portFor, timeOut: 3600}
-			if _, err := b.bulkRegister(ctx, m, solo, 0, 10, 10*time.Second); err != nil {
-				small.why = err.Error()
-			} else {
-				small.addr, small.req = m.AdminAddr, discoverRequests(m.AdminAddr, "solo-", 1)
-			}
-		}
+		b.tenNodeTarget(ctx, small, "discovery-10", nil)
 		switch n, err := b.startNginx(ctx, "redirect", ""); {
 		case err != nil:
 			nginx.why = err.Error()
@@ -405,6 +413,47 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	if rssRow != nil {
 		b.add(*rssRow)
 	}
+}
+
+// soloDiscoverPath is the redirect discovery of the 10-node registry's
+// one service, solo-0.
+const soloDiscoverPath = "/api/maxine/serviceops/discover?endPoint=/x&serviceName=solo-0"
+
+// tenNodeTarget makes t a maxine holding 10 nodes in one service, solo-0,
+// under discovery: it starts the maxine (label, extra flags), registers
+// the nodes, runs check (when set), and waits until the discovery
+// redirects. On failure t.why says why.
+func (b *Bench) tenNodeTarget(ctx context.Context, t *target, label string, check func() error, extra ...string) {
+	m, err := b.startMaxine(ctx, label, extra...)
+	if err != nil {
+		t.why = maxineSkipReason(err)
+		return
+	}
+	t.stop = m.Stop
+	solo := regShape{servicePrefix: "solo-", services: 1, nodePrefix: "solo-n-", port: portFor, timeOut: 3600}
+	if _, err := b.bulkRegister(ctx, m, solo, 0, 10, 10*time.Second); err != nil {
+		t.why = err.Error()
+		return
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			t.why = err.Error()
+			return
+		}
+	}
+	url := "http://" + m.AdminAddr + soloDiscoverPath
+	var code int
+	for range 50 { // a registration reaches the discovery tables at once in local mode, within 1 s in redis mode
+		if code, _, err = probe(url); err == nil && code == 302 {
+			t.addr, t.path, t.req = m.AdminAddr, soloDiscoverPath, discoverRequests(m.AdminAddr, "solo-", 1)
+			return
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.why = fmt.Sprintf("discovery of solo-0 answered %d (%v), not 302, 5 s after its nodes were registered", code, err)
 }
 
 // judgeDiscovery judges the discovery rows, in target order: maxine with
@@ -556,4 +605,94 @@ func judgeFixedRate(rows []*Row, stats []*Stats) {
 	for i := range 2 {
 		judgeVersus(rows[i], stats[i], stats[2], barFixedVsHAProxy)
 	}
+}
+
+// ---- scenario 7: redis state mode ------------------------------------------
+
+const (
+	redisRegScenario     = "registrations/s, redis mode (one instance)"
+	redisDiscScenario    = "redirect discovery: redis vs local mode"
+	redisDiscWrkScenario = "redirect discovery: redis vs local mode (wrk)"
+)
+
+// Redis measures maxine in redis state mode against a redis-server the
+// bench starts on a free loopback port: (a) registrations/s through one
+// instance, distinct new nodes and re-heartbeats as in local mode, each
+// maxine on an emptied Redis, against the absolute bar; (b) redirect
+// discoveries of a 10-node service from a redis-mode maxine against a
+// local-mode one, in interleaved rounds, from the bench's generator and,
+// when installed, from wrk (the figures that count): the data plane never
+// waits on Redis, so the ratio must stay ≥ 0.95×. Each redis-mode maxine
+// must leave keys in Redis, or its rows fail: a silent fallback to local
+// mode would otherwise pass.
+func (b *Bench) Redis(ctx context.Context) {
+	local := &target{name: "maxine, local mode, 10 nodes", expect: 302}
+	red := &target{name: "maxine, redis mode, 10 nodes", expect: 302}
+	ts := []*target{local, red}
+	defer stopAll(ts)
+	const who = "maxine, redis mode"
+
+	var r *RedisServer
+	why := ""
+	if b.cfg.RedisBin == "" {
+		why = "redis-server not found on PATH or in /usr/sbin (or -redis off): `make redis-deps` installs it"
+	} else if srv, err := StartRedis(ctx, b.cfg.RedisBin, b.runDir); err != nil {
+		why = err.Error()
+	} else {
+		r = srv
+		defer r.Stop()
+	}
+	if r == nil {
+		for _, tn := range []string{who + ": distinct new nodes, 1,000 services", who + ": re-heartbeats of 1,000 nodes"} {
+			b.skipRow(redisRegScenario, tn, why)
+		}
+		for _, sc := range []string{redisDiscScenario, redisDiscWrkScenario} {
+			for _, t := range ts {
+				b.skipRow(sc, t.name, why)
+			}
+		}
+		return
+	}
+	redisMode := []string{"--state-mode", "redis", "--redis-url", r.URL()}
+	inRedis := func() error {
+		n, err := r.Keys()
+		switch {
+		case err != nil:
+			return fmt.Errorf("cannot count the keys in Redis: %v", err)
+		case n == 0:
+			return fmt.Errorf("redis-server holds no keys: this maxine did not keep its registry in Redis")
+		}
+		return nil
+	}
+
+	b.registrationRows(ctx, redisRegScenario, who, barRegistrationsRedis, func(ctx context.Context, label string) (*Maxine, error) {
+		if err := r.Flush(); err != nil {
+			return nil, fmt.Errorf("cannot empty Redis: %w", err)
+		}
+		return b.startMaxine(ctx, "redis-"+label, redisMode...)
+	}, inRedis)
+
+	if err := r.Flush(); err != nil {
+		red.why = fmt.Sprintf("cannot empty Redis: %v", err)
+	} else {
+		b.tenNodeTarget(ctx, red, "redis-discovery", inRedis, redisMode...)
+	}
+	b.tenNodeTarget(ctx, local, "local-discovery", nil)
+
+	stats, rows := b.closedRounds(ctx, redisDiscScenario, ts)
+	judgeRedisDiscovery(rows, stats)
+	if b.cfg.WrkBin == "" {
+		b.note("%s: wrk not installed (or -wrk off): the external client's figures, the ones that count, are missing", redisDiscWrkScenario)
+	} else if w, err := NewWrk(b.cfg.WrkBin, b.runDir); err != nil {
+		b.note("%s: %v", redisDiscWrkScenario, err)
+	} else {
+		stats, rows := b.wrkRounds(ctx, redisDiscWrkScenario, w, ts)
+		judgeRedisDiscovery(rows, stats)
+	}
+}
+
+// judgeRedisDiscovery judges the redis-mode discovery row against the
+// local-mode one, in target order: local mode, redis mode.
+func judgeRedisDiscovery(rows []*Row, stats []*Stats) {
+	judgeVersus(rows[1], stats[1], stats[0], barRedisVsLocal)
 }

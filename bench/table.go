@@ -182,8 +182,9 @@ func (rep *Report) WriteJSON(path string) error {
 	return nil
 }
 
-// machineLine describes where the figures were taken.
-func machineLine(nginxVersion, haproxyVersion string) string {
+// machineLine describes where the figures were taken; versions are those
+// of the other servers in the run ("" when not run).
+func machineLine(versions ...string) string {
 	parts := []string{
 		fmt.Sprintf("nproc %d", runtime.NumCPU()),
 	}
@@ -191,11 +192,10 @@ func machineLine(nginxVersion, haproxyVersion string) string {
 		parts = append(parts, m)
 	}
 	parts = append(parts, runtime.GOOS+"/"+runtime.GOARCH, runtime.Version())
-	if nginxVersion != "" {
-		parts = append(parts, nginxVersion)
-	}
-	if haproxyVersion != "" {
-		parts = append(parts, haproxyVersion)
+	for _, v := range versions {
+		if v != "" {
+			parts = append(parts, v)
+		}
 	}
 	parts = append(parts, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	return "Machine: " + strings.Join(parts, " · ")
