@@ -135,7 +135,7 @@ func TestGatewayStress(t *testing.T) {
 					s.name, r.node, r.gen, time.Since(r.since).Round(time.Millisecond))
 			}
 		}
-		t.Logf("%s: %d requests, %d answered 200", s.name, s.requests, s.ok)
+		t.Logf("%s: %d requests, %d answered 200, %d 503/404 while a node was registered", s.name, s.requests, s.ok, s.outLive)
 	}
 	t.Logf("%d operations in %v", ops, time.Since(start).Round(time.Millisecond))
 }
@@ -231,6 +231,7 @@ type stressSvc struct {
 	live     map[string]*stressReg // by node name; guarded by stressModel.mu
 	requests int64
 	ok       int64
+	outLive  int64     // 503/404 answers while the model had a registration
 	outStart time.Time // start of the current run of 503/404 answers
 	outN     int
 }
@@ -611,6 +612,9 @@ func (m *stressModel) check(s *stressSvc, began time.Time, resp *http.Response, 
 		s.outN = 0
 		m.answeredLocked(s, began, string(body), resp.Header.Get("X-Backend"))
 	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusNotFound:
+		if len(s.live) > 0 {
+			s.outLive++
+		}
 		var reachable *stressReg
 		for _, r := range s.live {
 			if !r.expiring && r.registeredThrough(began) &&
