@@ -32,12 +32,35 @@ func (s *Server) actuatorOn(h handlerFunc) handlerFunc {
 	}
 }
 
+// CompatBuildName is build.name in /api/actuator/info: the old server's
+// npm package name, which dashboards and checks match on.
+const CompatBuildName = "maxine-discovery"
+
+// infoBuild is build in /api/actuator/info: the old fields (name,
+// description, version) and ours.
+type infoBuild struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Version     string `json:"version"`
+	Server      string `json:"server,omitempty"` // Options.Build.Name
+	Commit      string `json:"commit,omitempty"`
+	GoVersion   string `json:"goVersion"`
+}
+
 func (s *Server) info(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 	b := s.o.Build
 	if b.GoVersion == "" {
 		b.GoVersion = runtime.Version()
 	}
-	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"build": b})
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"build": infoBuild{Name: CompatBuildName, Description: b.Description,
+		Version: b.Version, Server: b.Name, Commit: b.Commit, GoVersion: b.GoVersion}})
+}
+
+// performance is the old actuator's load-test report endpoint. Maxine
+// publishes its figures through bench and the README instead, so it gives
+// the old answer for a server without a report URL.
+func (s *Server) performance(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	writeMessage(ctx, fasthttp.StatusNotFound, "Performance report URL is not configured.")
 }
 
 // processMetrics answers with the old actuator's shape: memory and uptime.

@@ -360,6 +360,7 @@ var rbacRoutes = map[string]struct {
 	"GET /api/actuator/health":                              {roleNone, "/api/actuator/health", ""},
 	"GET /api/actuator/info":                                {roleNone, "/api/actuator/info", ""},
 	"GET /api/actuator/metrics":                             {roleNone, "/api/actuator/metrics", ""},
+	"GET /api/actuator/performance":                         {roleNone, "/api/actuator/performance", ""},
 	"GET /api/actuator/prometheus":                          {roleViewer, "/api/actuator/prometheus", ""},
 	"GET /metrics":                                          {roleNone, "/metrics", ""},
 	"GET /api/actuator/audit":                               {roleViewer, "/api/actuator/audit", ""},

@@ -213,6 +213,7 @@ func (s *Server) routes() {
 	s.handle(r, "GET", "/api/actuator/health", "health", auth.RoleNone, s.health)
 	s.handle(r, "GET", "/api/actuator/info", "info", auth.RoleNone, s.actuatorOn(s.info))
 	s.handle(r, "GET", "/api/actuator/metrics", "metrics", auth.RoleNone, s.actuatorOn(s.processMetrics))
+	s.handle(r, "GET", "/api/actuator/performance", "performance", auth.RoleNone, s.actuatorOn(s.performance))
 	s.handle(r, "GET", "/api/actuator/prometheus", "prometheus", auth.Viewer, s.prometheus)
 	if s.o.PublicMetrics {
 		s.handle(r, "GET", "/metrics", "public_metrics", auth.RoleNone, s.prometheus)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"sort"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -19,8 +20,15 @@ type registerResponse struct {
 	Weight          int    `json:"weight"`
 	Address         string `json:"address"`
 	HealthCheckPath string `json:"healthCheckPath"`
-	RegisteredAt    int64  `json:"registeredAt"`
+	// RegisteredAt is a string, as the old server's was: it came from
+	// new Date().toLocaleString(), "3/30/2026, 1:08:26 PM" in the
+	// server's time zone (en-US, Node's default locale). The servers
+	// listing keeps ms since the epoch, as the old one did.
+	RegisteredAt string `json:"registeredAt"`
 }
+
+// registeredAtLayout is the en-US toLocaleString() layout.
+const registeredAtLayout = "1/2/2006, 3:04:05 PM"
 
 func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	if !s.registrationAllowed(ctx) {
@@ -63,7 +71,7 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	}
 	writeJSON(ctx, fasthttp.StatusOK, registerResponse{
 		HostName: reg.HostName, NodeName: reg.NodeName, ServiceName: reg.ServiceName, TimeOut: reg.TimeOut,
-		Weight: reg.Weight, Address: res.Address, HealthCheckPath: reg.HealthCheckPath, RegisteredAt: res.RegisteredAt,
+		Weight: reg.Weight, Address: res.Address, HealthCheckPath: reg.HealthCheckPath, RegisteredAt: time.UnixMilli(res.RegisteredAt).Format(registeredAtLayout),
 	})
 }
 
@@ -135,6 +143,11 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 	loc = append(loc, endPoint...)
 	ctx.Response.Header.SetBytesV("Location", loc)
 	ctx.SetStatusCode(fasthttp.StatusFound)
+	// The old server's body: Express's res.redirect answers a client that
+	// accepts text (or says nothing) with "Found. Redirecting to <url>".
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.AppendBodyString("Found. Redirecting to ")
+	ctx.Response.AppendBody(loc)
 }
 
 // proxy serves /api/maxine/serviceops/proxy/{serviceName}/{path...}.
