@@ -25,9 +25,14 @@ type settings struct {
 	fs   *flag.FlagSet
 }
 
+// newSettings returns an empty table. The flag set prints nothing itself:
+// a bad flag is reported by the caller in one line (no usage dump), and
+// --help is answered by the caller's fs.Usage. out is kept for callers
+// that print their own flags' defaults.
 func newSettings(name string, out io.Writer) *settings {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
+	_ = out
 	return &settings{fs: fs}
 }
 
@@ -80,13 +85,38 @@ func (s *settings) parse(args []string, getenv func(string) string) error {
 			}
 		}
 	}
-	if err := s.fs.Parse(args); err != nil {
+	usage := s.fs.Usage
+	s.fs.Usage = func() {} // the flag package calls it on every error, not only for -help
+	err := s.fs.Parse(args)
+	s.fs.Usage = usage
+	if errors.Is(err, flag.ErrHelp) {
+		if usage != nil {
+			usage()
+		}
 		return err
+	}
+	if err != nil {
+		return s.flagError(err)
 	}
 	if s.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (settings are flags: see --help)", s.fs.Arg(0))
 	}
 	return nil
+}
+
+// flagError names the environment variable beside the flag in a parse
+// error of the flag package ("invalid value "x" for flag -y: …").
+func (s *settings) flagError(err error) error {
+	msg := err.Error()
+	for _, st := range s.list {
+		if st.flag == "" || st.env == "" {
+			continue
+		}
+		if strings.Contains(msg, " -"+st.flag+":") || strings.HasSuffix(msg, " -"+st.flag) {
+			return fmt.Errorf("%s (%s)", strings.Replace(msg, " -"+st.flag, " --"+st.flag, 1), st.env)
+		}
+	}
+	return errors.New(strings.Replace(msg, "provided but not defined: -", "unknown flag --", 1))
 }
 
 // usage prints every setting with its flag, environment variable and
@@ -108,7 +138,15 @@ func (s *settings) usage(w io.Writer, defaults map[string]string) {
 		if st.env != "" {
 			env = "  [" + st.env + "]"
 		}
-		fmt.Fprintf(w, "  --%s%s\n        %s (default %q)\n", st.flag, env, st.help, defaults[st.flag])
+		// An empty or false default says nothing the help text does not.
+		switch def := defaults[st.flag]; {
+		case def == "" || def == "false":
+			fmt.Fprintf(w, "  --%s%s\n        %s\n", st.flag, env, st.help)
+		case isStringSetting(st.value):
+			fmt.Fprintf(w, "  --%s%s\n        %s (default %q)\n", st.flag, env, st.help, def)
+		default:
+			fmt.Fprintf(w, "  --%s%s\n        %s (default %s)\n", st.flag, env, st.help, def)
+		}
 	}
 	fmt.Fprintf(w, "  --help\n        print this help\n\nEnvironment only (secrets and accounts):\n")
 	for _, st := range list {
@@ -120,6 +158,11 @@ func (s *settings) usage(w io.Writer, defaults map[string]string) {
 }
 
 type stringValue string
+
+func isStringSetting(v flag.Value) bool {
+	_, ok := v.(*stringValue)
+	return ok
+}
 
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
 func (v *stringValue) String() string     { return string(*v) }

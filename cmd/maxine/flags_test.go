@@ -58,7 +58,7 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		mutate func(*options)
 		want   string
 	}{
-		{func(o *options) { o.stateMode = "redis" }, "MAXINE_REGISTRY_STATE_MODE"},
+		{func(o *options) { o.stateMode = "floppy" }, "MAXINE_REGISTRY_STATE_MODE"},
 		{func(o *options) { o.heartbeatTimeout = 0 }, "MAXINE_HEARTBEAT_TIMEOUT"},
 		{func(o *options) { o.retryBudget = 2 }, "MAXINE_RETRY_BUDGET"},
 		{func(o *options) { o.logFormat = "xml" }, "MAXINE_LOG_FORMAT"},

@@ -78,7 +78,9 @@ type options struct {
 	metricsOn, publicMetrics                   bool
 	signinPerMinute                            int
 	drainTimeout, drainDelay                   time.Duration
-	maxNodes                                   int
+	maxNodes, maxServices                      int
+	logMaxBytes, logKeep                       int
+	auditMaxBytes, auditKeep                   int
 	cpuProfile, pprofAddr                      string
 	gatewayEnabled                             bool
 	operatorUser, operatorPass, viewerUser     string
@@ -102,7 +104,8 @@ func defineSettings(o *options, s *settings) {
 	s.Duration(&o.renewInterval, "renew-interval", "MAXINE_LEADER_RENEW", 3*time.Second, "leader lease renewal interval (redis mode)")
 	s.Int(&o.heartbeatTimeout, "heartbeat-timeout", "MAXINE_HEARTBEAT_TIMEOUT", 5, "default node timeOut in seconds when a registration gives none")
 	s.Duration(&o.persistInterval, "persist-interval", "MAXINE_PERSIST_INTERVAL", time.Second, "at most one state-file write per interval")
-	s.Int(&o.maxNodes, "max-nodes", "MAXINE_MAX_NODES", 1_000_000, "maximum registered nodes")
+	s.Int(&o.maxNodes, "max-nodes", "MAXINE_MAX_NODES", registry.DefaultMaxNodes, "maximum registered nodes (then 503)")
+	s.Int(&o.maxServices, "max-services", "MAXINE_MAX_SERVICES", registry.DefaultMaxServices, "maximum registered services (then 503)")
 	s.String(&o.jwtSecret, "", "MAXINE_JWT_SECRET", "", "HS256 signing secret (default: random per process, tokens die with it)")
 	s.String(&o.jwtPrevious, "", "MAXINE_JWT_PREVIOUS_SECRETS", "", "comma-separated earlier secrets whose tokens still verify (rotation)")
 	s.Duration(&o.jwtTTL, "jwt-ttl", "MAXINE_JWT_TTL", 30*time.Minute, "access token lifetime")
@@ -112,7 +115,7 @@ func defineSettings(o *options, s *settings) {
 	s.String(&o.operatorUser, "", "MAXINE_OPERATOR_USERNAME", "", "optional operator account")
 	s.String(&o.operatorPass, "", "MAXINE_OPERATOR_PASSWORD", "", "operator password")
 	s.String(&o.viewerUser, "", "MAXINE_VIEWER_USERNAME", "", "optional viewer account")
-	s.String(&o.viewerPass, "", "MAXINE_VIEWER_PASSWORD", "", "operator password")
+	s.String(&o.viewerPass, "", "MAXINE_VIEWER_PASSWORD", "", "viewer password")
 	s.Int(&o.signinPerMinute, "signin-rate", "MAXINE_SIGNIN_RATE", 30, "sign-in attempts per minute per client IP (burst 10)")
 	s.String(&o.upstreamAllow, "upstream-allow", "MAXINE_UPSTREAM_ALLOW_CIDRS", "", "comma-separated CIDRs registered hosts must fall in (empty = any)")
 	s.String(&o.hostSuffix, "host-suffix", "MAXINE_GATEWAY_HOST_SUFFIX", "", "route Host <service>.<suffix> to <service>")
@@ -149,6 +152,10 @@ func defineSettings(o *options, s *settings) {
 	s.String(&o.logFormat, "log-format", "MAXINE_LOG_FORMAT", "json", "log format: json or plain")
 	s.String(&o.logLevel, "log-level", "MAXINE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.String(&o.logFile, "log-file", "MAXINE_LOG_FILE", "", "also write logs to this file name under <data-dir>/logs")
+	s.Int(&o.logMaxBytes, "log-max-bytes", "MAXINE_LOG_MAX_BYTES", 64<<20, "rotate the log file when it would grow past this size")
+	s.Int(&o.logKeep, "log-keep", "MAXINE_LOG_KEEP", 5, "rotated log files kept (<name>.1 is the newest)")
+	s.Int(&o.auditMaxBytes, "audit-max-bytes", "MAXINE_AUDIT_MAX_BYTES", 64<<20, "rotate audit.jsonl when it would grow past this size")
+	s.Int(&o.auditKeep, "audit-keep", "MAXINE_AUDIT_KEEP", 5, "rotated audit files kept (audit.jsonl.1 is the newest)")
 	s.String(&o.traceHeader, "trace-header", "MAXINE_TRACE_HEADER", "x-trace-id", "trace id header name")
 	s.Int(&o.auditRing, "audit-ring", "MAXINE_AUDIT_RING", 1000, "audit events kept in memory")
 	s.Int(&o.alertRing, "alert-ring", "MAXINE_ALERT_RING", 500, "alerts kept in memory")
@@ -222,6 +229,9 @@ func (o *options) validate() error {
 		{o.connectTimeout > 0 && o.tryTimeout > 0 && o.deadline > 0, "connect, try and request timeouts must be positive"},
 		{o.maxBodySize > 0 && o.adminMaxBody > 0 && o.maxHeaderBytes >= 1024, "body and header limits must be positive (headers at least 1024)"},
 		{o.maxNodes > 0, "MAXINE_MAX_NODES (--max-nodes) must be positive"},
+		{o.maxServices > 0, "MAXINE_MAX_SERVICES (--max-services) must be positive"},
+		{o.logMaxBytes >= 4096 && o.logKeep >= 1, "MAXINE_LOG_MAX_BYTES (--log-max-bytes) must be at least 4096 and MAXINE_LOG_KEEP (--log-keep) at least 1"},
+		{o.auditMaxBytes >= 4096 && o.auditKeep >= 1, "MAXINE_AUDIT_MAX_BYTES (--audit-max-bytes) must be at least 4096 and MAXINE_AUDIT_KEEP (--audit-keep) at least 1"},
 		{o.signinPerMinute > 0, "MAXINE_SIGNIN_RATE (--signin-rate) must be positive"},
 		{o.drainTimeout >= 0 && o.drainDelay >= 0, "MAXINE_DRAIN_TIMEOUT and MAXINE_DRAIN_DELAY must not be negative"},
 		{o.logFile == "" || (!strings.ContainsAny(o.logFile, `/\`) && o.logFile != ".." && o.logFile != "."), "MAXINE_LOG_FILE (--log-file) must be a plain file name"},
@@ -342,7 +352,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		fmt.Sscanf(port, "%d", &defaults.Port)
 	}
 	settingsStore := config.New(defaults)
-	reg := registry.New(registry.Options{MaxNodes: o.maxNodes})
+	reg := registry.New(registry.Options{MaxNodes: o.maxNodes, MaxServices: o.maxServices})
 
 	// Observability. # HELP/# TYPE lines make the exposition typed (a
 	// histogram is a histogram to Prometheus, not three untyped series).
