@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -65,6 +64,11 @@ type AuditOptions struct {
 	// OnDrop, if set, is called (from Record, so it must be quick) each
 	// time an event cannot be queued for the file.
 	OnDrop func()
+	// MaxBytes rotates audit.jsonl when it would grow past it (to
+	// audit.jsonl.1, …); Keep is how many rotated files are kept.
+	// Defaults 64 MiB and 5.
+	MaxBytes int64
+	Keep     int
 }
 
 // Audit records audit events into a bounded in-memory ring, for the
@@ -85,10 +89,10 @@ type Audit struct {
 	dropped atomic.Uint64
 
 	wmu      sync.Mutex // guards the writer fields below (Run vs. Close)
-	file     *os.File
-	w        *bufio.Writer
-	enc      *json.Encoder
-	writeErr error // first write error, returned by Close
+	file     *RotatingFile
+	batch    bytes.Buffer  // whole encoded lines not yet written
+	enc      *json.Encoder // encodes into batch
+	writeErr error         // first write error, returned by Close
 	closed   bool
 }
 
@@ -106,6 +110,12 @@ func NewAudit(o AuditOptions) (*Audit, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 64 << 20
+	}
+	if o.Keep <= 0 {
+		o.Keep = 5
+	}
 	a := &Audit{now: o.Now, onDrop: o.OnDrop, ring: newRing[AuditEvent](o.RingSize)}
 	if o.Dir == "" {
 		return a, nil
@@ -114,13 +124,14 @@ func NewAudit(o AuditOptions) (*Audit, error) {
 		return nil, fmt.Errorf("cannot create audit directory %q: %w", o.Dir, err)
 	}
 	path := filepath.Join(o.Dir, AuditFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	rf, err := OpenRotatingFile(path, o.MaxBytes, o.Keep)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open audit file %q: %w", path, err)
 	}
+	f := rf.f
 	tail, err := readTail(f, o.RingSize)
 	if err != nil {
-		f.Close()
+		rf.Close()
 		return nil, fmt.Errorf("cannot read audit file %q: %w", path, err)
 	}
 	for _, line := range tail.lines {
@@ -132,14 +143,13 @@ func NewAudit(o AuditOptions) (*Audit, error) {
 	if tail.unterminated {
 		// End the torn line so that the next event starts on a line of its
 		// own instead of being glued to it and lost on the next load.
-		if _, err := f.Write([]byte{'\n'}); err != nil {
+		if _, err := rf.Write([]byte{'\n'}); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cannot repair audit file %q: %w", path, err)
 		}
 	}
-	a.file = f
-	a.w = bufio.NewWriterSize(f, 64<<10)
-	a.enc = json.NewEncoder(a.w)
+	a.file = rf
+	a.enc = json.NewEncoder(&a.batch)
 	a.enc.SetEscapeHTML(false)
 	a.queue = make(chan AuditEvent, o.QueueSize)
 	return a, nil
@@ -256,9 +266,7 @@ func (a *Audit) drainLocked() {
 		case ev := <-a.queue:
 			a.write(ev)
 		default:
-			if err := a.w.Flush(); err != nil && a.writeErr == nil {
-				a.writeErr = fmt.Errorf("cannot write audit file: %w", err)
-			}
+			a.flushLocked()
 			return
 		}
 	}
@@ -273,6 +281,21 @@ func (a *Audit) write(ev AuditEvent) {
 	if err := a.enc.Encode(ev); err != nil && a.writeErr == nil {
 		a.writeErr = fmt.Errorf("cannot write audit event %q: %w", ev.Type, err)
 	}
+	if a.batch.Len() >= 64<<10 {
+		a.flushLocked()
+	}
+}
+
+// flushLocked writes the batched lines: whole lines only, so the file
+// rotates between events, never inside one. a.wmu must be held.
+func (a *Audit) flushLocked() {
+	if a.batch.Len() == 0 {
+		return
+	}
+	if _, err := a.file.Write(a.batch.Bytes()); err != nil && a.writeErr == nil {
+		a.writeErr = fmt.Errorf("cannot write audit file: %w", err)
+	}
+	a.batch.Reset()
 }
 
 // Close writes the events still queued, fsyncs and closes the file. Call it

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -315,5 +316,45 @@ func TestAuditUnencodableEventDoesNotCorruptFile(t *testing.T) {
 	defer b.Close()
 	if got := b.Recent(0); len(got) != 1 || got[0].Type != AuditDeregister {
 		t.Errorf("after restart: %+v", got)
+	}
+}
+
+// audit.jsonl rotates by size, keeps Keep rotated files, and every file
+// holds whole events only.
+func TestAuditFileRotates(t *testing.T) {
+	dir := t.TempDir()
+	a, err := NewAudit(AuditOptions{Dir: dir, Now: fakeClock(), MaxBytes: 4096, Keep: 2, QueueSize: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		a.Record(AuditEvent{Type: AuditRegister, Actor: "10.0.0.1", Service: "svc", Node: "node-" + strconv.Itoa(i)})
+	}
+	stop := runAudit(t, a)
+	stop()
+	path := filepath.Join(dir, AuditFileName)
+	last := -1
+	for _, name := range []string{path + ".2", path + ".1", path} {
+		b, err := os.ReadFile(name)
+		if err != nil || len(b) == 0 || len(b) > 4096 {
+			t.Fatalf("%s: %d bytes, %v", name, len(b), err)
+		}
+		for line := range strings.SplitSeq(strings.TrimSuffix(string(b), "\n"), "\n") {
+			var ev AuditEvent
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%s: a torn event %q", name, line)
+			}
+			n, _ := strconv.Atoi(strings.TrimPrefix(ev.Node, "node-"))
+			if n <= last {
+				t.Fatalf("%s: events out of order", name)
+			}
+			last = n
+		}
+	}
+	if last != 199 {
+		t.Fatalf("the newest event in the files is node-%d", last)
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Fatal("more than 2 rotated audit files kept")
 	}
 }

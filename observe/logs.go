@@ -74,8 +74,9 @@ type LogOutput struct {
 	ring    *LogRing
 	console zerolog.ConsoleWriter
 
-	mu  sync.Mutex // serialises writes to out
+	mu  sync.Mutex // serialises writes to out and tee
 	out io.Writer
+	tee io.Writer // a second destination, set by Tee (the log file)
 }
 
 // NewLogOutput returns a LogOutput writing to out and ring (either may be
@@ -94,6 +95,15 @@ func NewLogOutput(out io.Writer, ring *LogRing, plain bool) *LogOutput {
 // SetPlain switches to plain (true) or JSON (false) output for the lines
 // written from now on.
 func (o *LogOutput) SetPlain(plain bool) { o.plain.Store(plain) }
+
+// Tee sends every line written from now on to w as well, one Write per
+// line (so a RotatingFile rotates between lines). A failed write to w does
+// not fail the logger. nil stops it.
+func (o *LogOutput) Tee(w io.Writer) {
+	o.mu.Lock()
+	o.tee = w
+	o.mu.Unlock()
+}
 
 // Plain reports whether output is currently plain.
 func (o *LogOutput) Plain() bool { return o.plain.Load() }
@@ -117,12 +127,15 @@ func (o *LogOutput) emit(p []byte) error {
 	if o.ring != nil {
 		o.ring.Write(p)
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tee != nil {
+		o.tee.Write(p)
+	}
 	if o.out == nil {
 		return nil
 	}
-	o.mu.Lock()
 	_, err := o.out.Write(p)
-	o.mu.Unlock()
 	return err
 }
 
