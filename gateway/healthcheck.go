@@ -108,6 +108,7 @@ func (p *Proxy) probe(u *upstream) {
 // recordProbe applies one probe result; errText is empty for a pass.
 func (p *Proxy) recordProbe(u *upstream, errText string) {
 	h := p.o.Health
+	p.metrics.healthCheck(errText != "")
 	u.hmu.Lock()
 	u.lastCheck = time.Now()
 	u.lastError = errText
@@ -137,6 +138,7 @@ func (p *Proxy) recordProbe(u *upstream, errText string) {
 		// registered again at a new address while the probe was in
 		// flight, and that registration is not the one found dead.
 		if p.evict(u.service, u.name, u.address) {
+			p.metrics.evicted()
 			p.notify(notice{kind: noticeEvicted, service: u.service, node: u.name, reason: "health check failed: " + errText})
 		}
 	}

@@ -24,15 +24,69 @@ type proxyMetrics struct {
 	set      *metrics.Set
 	unrouted *metrics.Counter
 	rejected *metrics.Counter
+
+	// The old server's health-check families (SPEC section 3), unlabeled:
+	// probes run, probes failed, nodes evicted for failing them. Admin
+	// creates the same names (GetOrCreate shares one counter) so that they
+	// exist when the gateway is off, and exports maxine_unhealthy_upstreams
+	// from UnhealthyUpstreams.
+	healthChecks    *metrics.Counter
+	healthFailures  *metrics.Counter
+	healthEvictions *metrics.Counter
 }
 
 func newProxyMetrics(set *metrics.Set, p *Proxy) *proxyMetrics {
 	set.GetOrCreateGauge("maxine_gateway_in_flight", func() float64 { return float64(p.inFlight.Load()) })
 	return &proxyMetrics{
-		set:      set,
-		unrouted: set.GetOrCreateCounter("maxine_gateway_unrouted_requests_total"),
-		rejected: set.GetOrCreateCounter("maxine_gateway_rejected_requests_total"),
+		set:             set,
+		unrouted:        set.GetOrCreateCounter("maxine_gateway_unrouted_requests_total"),
+		rejected:        set.GetOrCreateCounter("maxine_gateway_rejected_requests_total"),
+		healthChecks:    set.GetOrCreateCounter("maxine_health_checks_total"),
+		healthFailures:  set.GetOrCreateCounter("maxine_health_check_failures_total"),
+		healthEvictions: set.GetOrCreateCounter("maxine_health_evictions_total"),
 	}
+}
+
+// healthCheck counts one probe; pm may be nil (metrics off).
+func (pm *proxyMetrics) healthCheck(failed bool) {
+	if pm == nil {
+		return
+	}
+	pm.healthChecks.Inc()
+	if failed {
+		pm.healthFailures.Inc()
+	}
+}
+
+// evicted counts one node deregistered for failing its health checks; pm
+// may be nil (metrics off).
+func (pm *proxyMetrics) evicted() {
+	if pm == nil {
+		return
+	}
+	pm.healthEvictions.Inc()
+}
+
+// UnhealthyUpstreams is the number of nodes whose last health check
+// failed (the old maxine_unhealthy_upstreams: nodes with recorded probe
+// failures, forgotten at the next pass or at eviction). It reads every
+// node's health state, so it is for scrapes, not for requests.
+func (p *Proxy) UnhealthyUpstreams() int {
+	n := 0
+	for _, svc := range p.routes.Load().exact {
+		t := svc.table.Load()
+		if t == nil {
+			continue
+		}
+		for u := range t.nodes {
+			u.hmu.Lock()
+			if u.checkFails > 0 {
+				n++
+			}
+			u.hmu.Unlock()
+		}
+	}
+	return n
 }
 
 // serviceMetrics are one service's metrics.
