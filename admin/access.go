@@ -17,11 +17,13 @@ import (
 func (s *Server) authorize(ctx *fasthttp.RequestCtx, ri *requestInfo, need auth.Role, route string) bool {
 	tok, ok := auth.BearerToken(ctx.Request.Header.Peek("Authorization"))
 	if !ok {
+		s.m.old.authFailures.Inc()
 		writeMessage(ctx, fasthttp.StatusUnauthorized, "Unauthorized")
 		return false
 	}
 	claims, err := s.o.Auth.Verify(string(tok))
 	if err != nil {
+		s.m.old.authFailures.Inc()
 		if errors.Is(err, auth.ErrTokenExpired) {
 			writeMessage(ctx, fasthttp.StatusUnauthorized, "JWT token expired")
 		} else {
@@ -30,6 +32,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, ri *requestInfo, need auth.
 		return false
 	}
 	if !claims.Role.Allows(need) {
+		s.m.old.authFailures.Inc()
 		s.auditEvent(ri, observe.AuditEvent{Type: "authz_denied", Actor: claims.User, Role: claims.Role.String(),
 			Details: map[string]any{"route": route, "needs": need.String(), "ip": clientIP(ctx)}})
 		writeMessage(ctx, fasthttp.StatusForbidden, "Forbidden")
@@ -67,17 +70,20 @@ func (s *Server) signIn(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	}
 	var req signInRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.UserName == nil || req.Password == nil || *req.UserName == "" || *req.Password == "" {
+		s.m.old.authFailures.Inc()
 		writeMessage(ctx, fasthttp.StatusBadRequest, "Please provide both of these -> userName and password.")
 		return
 	}
 	token, role, err := s.o.Auth.SignIn(*req.UserName, *req.Password)
 	if err != nil {
 		s.m.authFailure.Inc()
+		s.m.old.authFailures.Inc()
 		s.auditEvent(ri, observe.AuditEvent{Type: "signin_failure", Actor: truncate(*req.UserName, 64), Details: map[string]any{"ip": ip}})
 		writeMessage(ctx, fasthttp.StatusUnauthorized, "Unauthorized")
 		return
 	}
 	s.m.authSuccess.Inc()
+	s.m.old.authSuccess.Inc()
 	s.auditEvent(ri, observe.AuditEvent{Type: "signin_success", Actor: *req.UserName, Role: role.String(), Details: map[string]any{"ip": ip}})
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"accessToken": token, "role": role.String()})
 }
@@ -121,6 +127,7 @@ func (s *Server) registrationAllowed(ctx *fasthttp.RequestCtx) bool {
 	}
 	tok, ok := auth.BearerToken(ctx.Request.Header.Peek("Authorization"))
 	if !ok || !auth.ConstantTimeEqual(string(tok), s.o.RegistrationToken) {
+		s.m.old.authFailures.Inc()
 		writeMessage(ctx, fasthttp.StatusUnauthorized, "Unauthorized")
 		return false
 	}

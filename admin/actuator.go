@@ -107,6 +107,9 @@ func rssBytes() uint64 {
 // prometheus writes the Prometheus text exposition: Maxine's own series
 // plus Go runtime and process metrics.
 func (s *Server) prometheus(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	if s.o.Alerts != nil {
+		s.m.old.alerts.Set(s.o.Alerts.Raised())
+	}
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	w := ctx.Response.BodyWriter()
 	s.o.Metrics.WritePrometheus(w)

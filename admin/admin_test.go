@@ -483,7 +483,7 @@ func TestPrometheusAndActuator(t *testing.T) {
 	}
 	resp.Body.Close()
 	body := sb.String()
-	for _, want := range []string{`maxine_discoveries_total{mode="redirect"} 1`, `maxine_admin_requests_total{route="discover",code="503"} 1`, "go_goroutines", "process_resident_memory_bytes"} {
+	for _, want := range []string{`maxine_discoveries_by_mode_total{mode="redirect"} 1`, `maxine_admin_requests_total{route="discover",code="503"} 1`, "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("prometheus output lacks %q", want)
 		}

@@ -185,7 +185,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader,
 		forwarder: &fasthttp.Client{NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}}
-	s.m = newAdminMetrics(o.Metrics, o.Registry)
+	s.m = newAdminMetrics(o.Metrics, &s.o)
 	s.cors = newCORS(o.CORSOrigins, o.TraceHeader)
 	s.routes()
 	return s, nil
@@ -275,6 +275,7 @@ func (s *Server) wrap(route string, need auth.Role, h handlerFunc) fasthttp.Requ
 		d := time.Since(start)
 		status := ctx.Response.StatusCode()
 		rm.observe(status)
+		s.m.old.requests.Inc()
 		if s.o.Traces != nil {
 			s.o.Traces.RecordTrace("admin", "", ctx.Response.Header.Peek("traceparent"), ctx.Method(), ctx.Path(), status, d)
 		}
@@ -375,6 +376,7 @@ func (s *Server) NewHTTPServer(o HTTPServerOptions) *fasthttp.Server {
 				s.cors.simple(ctx)
 			}
 			s.m.route("unreadable").observe(ctx.Response.StatusCode())
+			s.m.old.requests.Inc()
 		},
 	}
 }

@@ -125,6 +125,7 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 			writeMessage(ctx, fasthttp.StatusNotImplemented, "Proxy mode is not available: the gateway is disabled")
 			return
 		}
+		s.countProxied(name)
 		s.o.Proxy.ServeService(ctx, string(name), endPoint)
 		return
 	}
@@ -135,6 +136,7 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 		writeMessage(ctx, fasthttp.StatusServiceUnavailable, "Service Unavailable")
 		return
 	}
+	s.m.old.discovered.Inc()
 	var buf [512]byte
 	loc := append(buf[:0], snap.Nodes[i].Address...)
 	if len(endPoint) > 0 && endPoint[0] != '/' {
@@ -159,7 +161,18 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 	svc, _ := ctx.UserValue("serviceName").(string)
 	path, _ := ctx.UserValue("path").(string)
 	s.m.discoveries[1].Inc()
+	s.countProxied([]byte(svc))
 	s.o.Proxy.ServeService(ctx, svc, append([]byte{'/'}, path...))
+}
+
+// countProxied counts a proxied discovery in the old families, which
+// counted those that found a node: here, those of a service that has
+// nodes (the gateway may still find them all unusable).
+func (s *Server) countProxied(service []byte) {
+	if snap := s.o.Registry.Snapshot(string(service)); snap != nil && len(snap.Nodes) > 0 {
+		s.m.old.discovered.Inc()
+		s.m.old.proxied.Inc()
+	}
 }
 
 type serverNode struct {

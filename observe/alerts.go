@@ -80,6 +80,7 @@ type Alerts struct {
 	ring ring[Alert]
 
 	queue     chan Alert // nil without a webhook
+	raised    atomic.Uint64
 	dropped   atomic.Uint64
 	failed    atomic.Uint64
 	delivered atomic.Uint64
@@ -126,6 +127,7 @@ func (a *Alerts) Raise(al Alert) {
 	if al.Instance == "" {
 		al.Instance = a.o.Instance
 	}
+	a.raised.Add(1)
 	a.mu.Lock()
 	a.ring.add(al)
 	a.mu.Unlock()
@@ -147,6 +149,9 @@ func (a *Alerts) Recent(limit int) []Alert {
 	defer a.mu.Unlock()
 	return a.ring.recent(limit)
 }
+
+// Raised returns how many alerts have been raised.
+func (a *Alerts) Raised() uint64 { return a.raised.Load() }
 
 // Dropped returns how many alerts were not queued for delivery because the
 // queue was full.
