@@ -25,12 +25,44 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// tokenClaims is the JWT payload. CV is a pointer so that a token without a
-// cv claim is told apart from one with cv 0 and refused.
+// tokenClaims is the JWT payload. userName, role and credentialVersion
+// (with iat and exp) are the old server's claims, which old tooling reads;
+// sub and cv name the same user and version for instances of the previous
+// release during a rolling upgrade. Verify takes either name of each and
+// refuses a token whose two names disagree. The versions are pointers so
+// that a missing claim is told apart from version 0 and refused.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Role string  `json:"role"`
-	CV   *uint64 `json:"cv"`
+	UserName          string  `json:"userName,omitempty"`
+	Role              string  `json:"role"`
+	CredentialVersion *uint64 `json:"credentialVersion,omitempty"`
+	CV                *uint64 `json:"cv,omitempty"`
+}
+
+// user is the token's user: userName, or sub in tokens without it; ""
+// when neither is set or they disagree.
+func (tc *tokenClaims) user() string {
+	switch {
+	case tc.UserName == "":
+		return tc.Subject
+	case tc.Subject == "" || tc.Subject == tc.UserName:
+		return tc.UserName
+	}
+	return ""
+}
+
+// version is the token's credential version: credentialVersion, or cv in
+// tokens without it; ok is false when neither is set or they disagree.
+func (tc *tokenClaims) version() (uint64, bool) {
+	switch {
+	case tc.CredentialVersion == nil && tc.CV == nil:
+		return 0, false
+	case tc.CredentialVersion == nil:
+		return *tc.CV, true
+	case tc.CV == nil || *tc.CV == *tc.CredentialVersion:
+		return *tc.CredentialVersion, true
+	}
+	return 0, false
 }
 
 // signingKeys holds the current secret, which signs, and all secrets that
@@ -92,8 +124,10 @@ func (k *signingKeys) sign(user string, role Role, cv uint64, now time.Time, ttl
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		Role: role.String(),
-		CV:   &cv,
+		UserName:          user,
+		Role:              role.String(),
+		CredentialVersion: &cv,
+		CV:                &cv,
 	})
 	t.Header["kid"] = k.kid
 	return t.SignedString(k.secret)
@@ -132,11 +166,13 @@ func (a *Authority) Verify(token string) (Claims, error) {
 		return Claims{}, ErrTokenInvalid
 	}
 	role, ok := parseRole(tc.Role)
-	if !ok || tc.Subject == "" || tc.CV == nil || tc.ExpiresAt == nil {
+	user := tc.user()
+	version, hasVersion := tc.version()
+	if !ok || user == "" || !hasVersion || tc.ExpiresAt == nil {
 		return Claims{}, ErrTokenInvalid
 	}
 	// The token is genuine; now check it still describes a current account.
-	u, ok := a.users[tc.Subject]
+	u, ok := a.users[user]
 	if !ok || u.role != role {
 		return Claims{}, ErrTokenInvalid
 	}
@@ -144,7 +180,7 @@ func (a *Authority) Verify(token string) (Claims, error) {
 	if u.hash == nil { // the file-backed admin
 		cv = a.admin.Load().tokenVersion()
 	}
-	if *tc.CV != cv {
+	if version != cv {
 		return Claims{}, ErrTokenInvalid
 	}
 	return Claims{User: u.name, Role: role, ExpiresAt: tc.ExpiresAt.Time}, nil

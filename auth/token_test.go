@@ -132,6 +132,17 @@ func TestVerifyRejects(t *testing.T) {
 		t.Fatalf("hand-built valid token: %+v, %v", c, err)
 	}
 
+	// The old claim names alone verify too (tokens naming the user only
+	// as userName and the version only as credentialVersion).
+	oldNames := claims(func(c map[string]any) {
+		delete(c, "sub")
+		delete(c, "cv")
+		c["userName"], c["credentialVersion"] = "view", 0
+	})
+	if c, err := a.Verify(forge(t, hdr("HS256"), oldNames, secret)); err != nil || c.User != "view" || c.Role != Viewer {
+		t.Fatalf("token with userName/credentialVersion only: %+v, %v", c, err)
+	}
+
 	admin := mustSignIn(t, a, "admin", "admin")
 	viewer := mustSignIn(t, a, "view", "view-pass")
 	vp := strings.Split(viewer, ".")
@@ -199,6 +210,12 @@ func TestVerifyRejects(t *testing.T) {
 		}), secret)},
 		{"env user with nonzero cv", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["cv"] = 1 }), secret)},
 		{"not yet valid", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["nbf"] = now + 60 }), secret)},
+		{"userName disagrees with sub", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["userName"] = "admin" }), secret)},
+		{"credentialVersion disagrees with cv", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["credentialVersion"] = 1 }), secret)},
+		{"userName not a string", forge(t, hdr("HS256"), claims(func(c map[string]any) { c["userName"] = 7 }), secret)},
+		{"userName empty without sub", forge(t, hdr("HS256"), claims(func(c map[string]any) { delete(c, "sub"); c["userName"] = "" }), secret)},
+		{"credentialVersion negative", forge(t, hdr("HS256"), claims(func(c map[string]any) { delete(c, "cv"); c["credentialVersion"] = -1 }), secret)},
+		{"unknown userName", forge(t, hdr("HS256"), claims(func(c map[string]any) { delete(c, "sub"); c["userName"] = "ghost" }), secret)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := a.Verify(tc.token)
@@ -244,7 +261,11 @@ func TestVerifyClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := float64(clock.Now().Unix())
-	want := map[string]any{"iss": "maxine", "sub": "ops", "role": "operator", "cv": 0.0, "iat": now, "exp": now + 600}
+	// userName, role and credentialVersion are the old server's claims,
+	// which old tooling reads; sub and cv are kept for tokens checked by
+	// instances of the previous release during a rolling upgrade.
+	want := map[string]any{"iss": "maxine", "sub": "ops", "role": "operator", "cv": 0.0, "iat": now, "exp": now + 600,
+		"userName": "ops", "credentialVersion": 0.0}
 	for k, v := range want {
 		if p[k] != v {
 			t.Errorf("claim %s = %v, want %v", k, p[k], v)
