@@ -24,7 +24,10 @@ package persistence
 // Invariants:
 //   - Every read-modify-write of the file happens under the flock, so two
 //     instances never lose each other's updates. The flock belongs to the
-//     open lock file, so the kernel drops it when the holder dies.
+//     open lock file, so the kernel drops it when the holder dies. On a
+//     shared volume the file system must honour flock across its clients
+//     (NFSv4 does, through its byte-range locks); one that silently grants
+//     every flock cannot host this mode.
 //   - The file is replaced by rename, never written in place, so a reader
 //     without the lock sees one whole version or the next.
 //   - Every application of a file version to the local registry happens
@@ -209,6 +212,10 @@ func NewSharedFile(o SharedFileOptions) (*SharedFile, error) {
 
 // Path returns the shared state file's path.
 func (s *SharedFile) Path() string { return s.o.Path }
+
+// Up reports whether the last write of the file succeeded (true before
+// the first one).
+func (s *SharedFile) Up() bool { return !s.down.Load() }
 
 // storeError wraps err as ErrStoreUnavailable naming the file.
 func (s *SharedFile) storeError(err error) error {

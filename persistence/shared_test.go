@@ -484,6 +484,32 @@ func TestSharedFileCancelledWhileQueued(t *testing.T) {
 	}
 }
 
+// TestSharedFileStopped: once Run has returned, changes fail as the
+// store being unavailable.
+func TestSharedFileStopped(t *testing.T) {
+	s, _ := newShared(t, filepath.Join(t.TempDir(), FileName), "a", nil)
+	loadShared(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if _, err := s.Register(registerCtx(t), sharedNode("web", "w1")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Register(registerCtx(t), sharedNode("web", "w2")); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Register after Run returned = %v", err)
+	}
+	if _, err := s.Deregister(registerCtx(t), "web", "w1"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Deregister after Run returned = %v", err)
+	}
+	if err := s.Run(context.Background()); err == nil {
+		t.Fatal("Run ran twice")
+	}
+}
+
 // TestSharedFileLockReleasedWhenHolderKilled: a process that holds the
 // flock and dies by SIGKILL leaves nothing behind; the next Register of
 // another instance goes through.
@@ -501,7 +527,7 @@ func TestSharedFileLockReleasedWhenHolderKilled(t *testing.T) {
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	_, err := s.Register(short, sharedNode("web", "while-locked"))
 	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not written") {
 		t.Fatalf("Register while another process holds the lock = %v", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
