@@ -76,6 +76,7 @@ type options struct {
 	traceHeader                                string
 	auditRing, alertRing, traceRing, logRing   int
 	metricsOn, publicMetrics                   bool
+	corsOrigins                                string
 	signinPerMinute                            int
 	drainTimeout, drainDelay                   time.Duration
 	maxNodes, maxServices                      int
@@ -163,6 +164,7 @@ func defineSettings(o *options, s *settings) {
 	s.Int(&o.logRing, "log-ring", "MAXINE_LOG_RING", 1000, "log lines kept in memory")
 	s.Bool(&o.metricsOn, "metrics", "MAXINE_METRICS", true, "gateway metrics (off only for benchmarking their cost)")
 	s.Bool(&o.publicMetrics, "public-metrics", "MAXINE_PUBLIC_METRICS", false, "also serve unauthenticated /metrics on the admin port")
+	s.String(&o.corsOrigins, "cors-origins", "MAXINE_CORS_ORIGINS", "*", "comma-separated origins browsers may call the admin API from: * for any (the old default), exact origins like https://dash.example, empty for CORS off")
 	s.Duration(&o.drainTimeout, "drain-timeout", "MAXINE_DRAIN_TIMEOUT", 20*time.Second, "on SIGTERM, how long in-flight requests may finish")
 	s.Duration(&o.drainDelay, "drain-delay", "MAXINE_DRAIN_DELAY", 0, "on SIGTERM, how long to keep accepting with health DOWN before closing the listeners (let load balancers notice)")
 	s.String(&o.cpuProfile, "cpuprofile", "", "", "write a CPU profile to this file until exit")
@@ -444,6 +446,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		SetLogFormat:  func(f config.LogFormat) { output.SetPlain(f == config.PlainLogs) },
 		Metrics:       set,
 		PublicMetrics: o.publicMetrics,
+		CORSOrigins:   splitList(o.corsOrigins),
 		Build:         admin.BuildInfo{Name: "maxine", Description: "Service registry, discovery service and reverse-proxy gateway", Version: version, Commit: commit},
 		InstanceID:    o.instanceID, TraceHeader: o.traceHeader, Logger: log,
 	}
