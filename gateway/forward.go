@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
 	"github.com/valyala/fasthttp"
 )
 
@@ -188,13 +187,7 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	if c.breaker == nil {
 		out = p.exchangeWith(ex, c.client, resp, try)
 	} else {
-		_, err := c.breaker.cb.Execute(func() (struct{}, error) {
-			out = p.exchangeWith(ex, c.client, resp, try)
-			return struct{}{}, out.breakerErr()
-		})
-		if err == gobreaker.ErrOpenState || err == gobreaker.ErrTooManyRequests {
-			out = outRejected
-		}
+		out = c.breaker.do(func() outcome { return p.exchangeWith(ex, c.client, resp, try) })
 	}
 	// Passive outlier detection counts every 5xx, 500 included (a node
 	// failing all its requests with 500 is an outlier even if the breaker

@@ -122,7 +122,9 @@ func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // address, as net/http/httputil does: the list is the path the request
 // took, and the last entry is the only one this gateway vouches for.
 // X-Forwarded-Proto and X-Forwarded-Host describe the request as the
-// gateway received it and replace anything the client sent.
+// gateway received it and replace anything the client sent (the host is
+// the absolute-form target's authority when there is one, as routing
+// used it).
 func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byte) []byte {
 	buf = buf[:0]
 	for _, v := range ctx.Request.Header.PeekAll("X-Forwarded-For") {
@@ -143,7 +145,7 @@ func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byt
 	} else {
 		h.SetBytesV("X-Forwarded-Proto", strHTTP)
 	}
-	if host := ctx.Request.Header.Host(); len(host) > 0 {
+	if host := requestHost(ctx); len(host) > 0 {
 		h.SetBytesV("X-Forwarded-Host", host)
 	} else {
 		h.Del("X-Forwarded-Host")

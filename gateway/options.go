@@ -26,6 +26,12 @@ type Options struct {
 	// HostSuffix enables "<service>.<HostSuffix>" Host routing; empty
 	// disables it (a Host equal to a service name still routes).
 	HostSuffix string
+	// OwnHosts are further names the gateway itself is reached by (its
+	// public DNS names): like IP literals, localhost and the machine's
+	// host name they never route by Host, so that a service registered
+	// under such a name cannot capture requests addressed to the gateway
+	// (routing.go). Case-insensitive.
+	OwnHosts []string
 	// HashHeader and HashCookie name where the consistent-hash and
 	// rendezvous key comes from; the header wins when both are set and
 	// present. Without either (or when the request lacks them) the key is
@@ -53,6 +59,20 @@ type Options struct {
 	// StreamThreshold is the body size above which request and response
 	// bodies are streamed instead of buffered. Default 1 MiB.
 	StreamThreshold int
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second averaged since its first byte was awaited, once
+	// BodyReadGrace has passed; a slower client gets 408 and its
+	// connection is closed. It bounds how long a trickling upload can
+	// hold a node's pooled connection. Default 16 KiB/s.
+	MinBodyRate int
+	// BodyReadGrace is the time a body may take before MinBodyRate
+	// applies. Default 10s.
+	BodyReadGrace time.Duration
+	// MaxRequestsPerClient bounds the requests one client address may
+	// have in progress at once; more get 429. Behind a load balancer all
+	// requests share its address: raise it there. Default 512; negative
+	// disables the cap.
+	MaxRequestsPerClient int
 	// MaxConnsPerNode bounds the connection pool of each node. Default 512.
 	MaxConnsPerNode int
 	// MaxIdleConnDuration closes pooled connections idle this long. It is
@@ -189,6 +209,7 @@ func (o *Options) normalize() error {
 		{"MaxIdleConnDuration", &o.MaxIdleConnDuration, 4 * time.Second},
 		{"OutlierEjectionTime", &o.OutlierEjectionTime, 10 * time.Second},
 		{"Breaker.Window", &o.Breaker.Window, 10 * time.Second},
+		{"BodyReadGrace", &o.BodyReadGrace, 10 * time.Second},
 		{"Breaker.OpenTimeout", &o.Breaker.OpenTimeout, 5 * time.Second},
 		{"Health.Interval", &o.Health.Interval, 5 * time.Second},
 		{"Health.Timeout", &o.Health.Timeout, 2 * time.Second},
@@ -209,6 +230,7 @@ func (o *Options) normalize() error {
 		{"MaxBodySize", &o.MaxBodySize, 32 << 20},
 		{"StreamThreshold", &o.StreamThreshold, 1 << 20},
 		{"MaxConnsPerNode", &o.MaxConnsPerNode, 512},
+		{"MinBodyRate", &o.MinBodyRate, 16 << 10},
 		{"Breaker.ConsecutiveFailures", &o.Breaker.ConsecutiveFailures, 5},
 		{"Breaker.MinRequests", &o.Breaker.MinRequests, 20},
 		{"Breaker.HalfOpenMaxRequests", &o.Breaker.HalfOpenMaxRequests, 3},
@@ -231,6 +253,12 @@ func (o *Options) normalize() error {
 		o.MaxRetries = 0
 	case o.MaxRetries > maxRetriesLimit:
 		return fmt.Errorf("gateway: MaxRetries must be at most %d, got %d", maxRetriesLimit, o.MaxRetries)
+	}
+	switch {
+	case o.MaxRequestsPerClient == 0:
+		o.MaxRequestsPerClient = 512
+	case o.MaxRequestsPerClient < 0:
+		o.MaxRequestsPerClient = 0 // no cap
 	}
 	if o.RetryBudget == 0 {
 		o.RetryBudget = 0.2

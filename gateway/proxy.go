@@ -44,6 +44,7 @@ type Proxy struct {
 
 	routes     atomic.Pointer[routeMap] // read by requests, replaced by writers
 	hostSuffix []byte                   // Options.HostSuffix without dots around it
+	ownHosts   map[string]struct{}      // never routed by Host (hostRoutable); read-only
 
 	mu       sync.Mutex          // serializes writers: Run and the route-miss refresh
 	services map[string]*service // guarded by mu
@@ -51,8 +52,12 @@ type Proxy struct {
 	running  atomic.Bool
 	started  atomic.Bool
 	inFlight atomic.Int64
-	notices  chan notice
-	metrics  *proxyMetrics // nil when metrics are off
+	// readTimeout is the gateway server's ReadTimeout (NewServer sets
+	// it): the body deadlines never extend a request past it.
+	readTimeout atomic.Int64
+	clients     *clientLimiter // nil: no cap
+	notices     chan notice
+	metrics     *proxyMetrics // nil when metrics are off
 
 	exchanges sync.Pool // *exchange
 
@@ -119,6 +124,10 @@ func New(o Options) (*Proxy, error) {
 	}
 	p.exchanges.New = func() any { return new(exchange) }
 	p.hostSuffix = []byte(strings.Trim(o.HostSuffix, "."))
+	p.ownHosts = ownHostSet(o.OwnHosts)
+	if o.MaxRequestsPerClient > 0 {
+		p.clients = newClientLimiter(o.MaxRequestsPerClient)
+	}
 	p.routes.Store(&routeMap{})
 	if o.Metrics != nil {
 		p.metrics = newProxyMetrics(o.Metrics, p)
@@ -420,7 +429,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	span := p.startSpan(ctx)
 	ex := p.exchanges.Get().(*exchange)
 	ex.path, ex.query = path, query
-	status := p.proxy(ctx, svc, ex, span, start)
+	var status int
+	if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
+		status = p.proxy(ctx, svc, ex, span, start)
+		if slot != nil {
+			slot.Add(-1)
+		}
+	} else {
+		status = p.fail(ctx, fasthttp.StatusTooManyRequests)
+	}
 	p.setResponseTrace(&ctx.Response.Header, span)
 	d := time.Since(start)
 	if m := p.serviceMetrics(svc); m != nil {
@@ -534,7 +551,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 		case out == outTooLarge || out == outClientBody:
 			finish(u, resp)
 			ctx.SetConnectionClose()
-			return p.fail(ctx, out.status())
+			return p.fail(ctx, ex.body.status())
 		}
 		if m := p.serviceMetrics(svc); m != nil {
 			m.upstreamError(out)
@@ -587,9 +604,14 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	ctx.Request.Header.CopyTo(&req.Header)
+	// Forward the headers the client sent and no others: without this,
+	// fasthttp gives a body without Content-Type a default one
+	// (application/octet-stream) that the node would take as the client's.
+	req.Header.SetNoDefaultContentType(true)
 	ex.scratch = stripRequestHopHeaders(&req.Header, ex.scratch)
-	// The client's Expect: 100-continue was answered by the server when
-	// the handler asked for the body; the node gets the body at once.
+	// The client's Expect: 100-continue was answered by the server
+	// (expectContinue) before the handler ran; the node gets the body at
+	// once.
 	req.Header.Del("Expect")
 	req.Header.SetProtocolBytes(strHTTP11)
 	ex.scratch = setForwarded(ctx, &req.Header, ex.scratch)
@@ -605,25 +627,46 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 		req.SetBodyRaw(body)
 		return 0
 	}
-	stream := ctx.RequestBodyStream()
-	if cl < 0 || cl > p.o.StreamThreshold {
-		ex.body = requestBody{r: stream, left: int64(p.o.MaxBodySize)}
+	if cl == 0 {
+		return 0
+	}
+	// Buffer the body up to StreamThreshold before any node connection
+	// is taken, so that a client trickling its upload holds only its own
+	// connection, not one of the node's pooled ones (which 600 slow
+	// clients once exhausted for everybody). Only the rest of a larger
+	// body is streamed, and all of it must keep MinBodyRate.
+	ex.body = requestBody{r: ctx.RequestBodyStream(), left: int64(p.o.MaxBodySize), ctx: ctx,
+		start: time.Now(), grace: p.o.BodyReadGrace, rate: int64(p.o.MinBodyRate)}
+	if rt := p.readTimeout.Load(); rt > 0 {
+		ex.body.limit = ctx.Time().Add(time.Duration(rt))
+	}
+	want := p.o.StreamThreshold
+	if cl >= 0 && cl < want {
+		want = cl
+	}
+	if cap(ex.bodyBuf) < want {
+		ex.bodyBuf = make([]byte, want)
+	}
+	b := ex.bodyBuf[:want]
+	n, err := io.ReadFull(&ex.body, b)
+	switch {
+	case err == nil && n == cl:
+		req.SetBodyRaw(b)
+		return 0
+	case err == nil:
+		// More to come: the rest is streamed after what was buffered.
+		ex.body.prefix = b
+		ex.body.read = false
 		ex.streamed = true
 		req.SetBodyStream(&ex.body, cl)
 		return 0
+	case cl < 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) && ex.body.err == nil:
+		// A chunked body shorter than the threshold: complete.
+		req.SetBodyRaw(b[:n])
+		return 0
 	}
-	if cl > 0 {
-		if cap(ex.bodyBuf) < cl {
-			ex.bodyBuf = make([]byte, cl)
-		}
-		b := ex.bodyBuf[:cl]
-		if _, err := io.ReadFull(stream, b); err != nil {
-			ctx.SetConnectionClose()
-			return fasthttp.StatusBadRequest
-		}
-		req.SetBodyRaw(b)
-	}
-	return 0
+	ctx.SetConnectionClose()
+	return ex.body.status()
 }
 
 // Error bodies, JSON as everywhere in Maxine.
@@ -635,6 +678,7 @@ var errorBodies = map[int][]byte{
 	fasthttp.StatusServiceUnavailable:    []byte(`{"message":"Service Unavailable"}`),
 	fasthttp.StatusGatewayTimeout:        []byte(`{"message":"Gateway Timeout"}`),
 	fasthttp.StatusRequestTimeout:        []byte(`{"message":"Request Timeout"}`),
+	fasthttp.StatusTooManyRequests:       []byte(`{"message":"Too Many Requests"}`),
 }
 
 var strJSON = []byte("application/json")

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"os"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -54,9 +55,18 @@ func (p *Proxy) publishRoutesLocked() {
 //
 //  1. the X-Maxine-Service header; when present it decides alone, an
 //     unknown name is not found rather than routed some other way;
-//  2. the Host header without its port, equal to a service name or to
-//     "<service>.<HostSuffix>";
+//  2. the request's host (requestHost: the authority of an absolute-form
+//     target, else the Host header) without its port, equal to a service
+//     name or to "<service>.<HostSuffix>" — unless it is a name the
+//     gateway itself may be addressed by (see hostRoutable);
 //  3. the first path segment, "/<service>/rest", which is stripped.
+//
+// Host routing comes before the path, so a Host that names a service
+// decides even when the path names another. That is why rule 2 refuses
+// hosts that could be the gateway's own address: a client that reaches
+// the gateway at "127.0.0.1:8000" or "localhost:8000" and routes by path
+// would otherwise be captured by whoever registered a service called
+// "127.0.0.1" or "localhost".
 //
 // It returns the service and the path to forward, or nil. It neither
 // locks nor allocates.
@@ -68,7 +78,7 @@ func (p *Proxy) route(ctx *fasthttp.RequestCtx, path []byte) (*service, []byte) 
 		}
 		return p.lookupSlowBytes(name), path
 	}
-	if svc := p.routeHost(rm, ctx.Request.Header.Host()); svc != nil {
+	if svc := p.routeHost(rm, requestHost(ctx)); svc != nil {
 		return svc, path
 	}
 	if len(path) > 1 && path[0] == '/' {
@@ -101,6 +111,9 @@ func (p *Proxy) routeHost(rm *routeMap, host []byte) *service {
 		host = host[:i]
 	}
 	host = bytes.TrimSuffix(host, strDot) // absolute form "svc."
+	if !p.hostRoutable(host) {
+		return nil
+	}
 	if svc := lookupHost(rm, host); svc != nil {
 		return svc
 	}
@@ -149,3 +162,130 @@ func (p *Proxy) lookupSlowBytes(name []byte) *service {
 	}
 	return p.lookupSlow(string(name))
 }
+
+// hostRoutable reports whether a request host (without port and trailing
+// dot) may select a service by name. It may not when it is, or may be, an
+// address of the gateway itself:
+//
+//   - an IP literal: bracketed IPv6, or a name whose last label is a
+//     number ("127.0.0.1", "2130706433", "0x7f000001", "127.1"), which
+//     resolvers and the WHATWG URL parser read as an IPv4 address — and
+//     no top-level domain is numeric;
+//   - "localhost" and "*.localhost" (RFC 6761 §6.3);
+//   - the machine's host name (full and first label) and Options.OwnHosts.
+//
+// Such names still route by path ("/127.0.0.1/x"). It does not allocate.
+func (p *Proxy) hostRoutable(host []byte) bool {
+	if len(host) == 0 || len(host) > 255 || host[0] == '[' || bytes.IndexByte(host, ':') >= 0 {
+		return false
+	}
+	last := host
+	if i := bytes.LastIndexByte(host, '.'); i >= 0 {
+		last = host[i+1:]
+	}
+	if numericLabel(last) {
+		return false
+	}
+	var buf [255]byte
+	lower := buf[:len(host)]
+	for i, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	if string(lower) == "localhost" || bytes.HasSuffix(lower, strDotLocalhost) {
+		return false
+	}
+	_, own := p.ownHosts[string(lower)]
+	return !own
+}
+
+var strDotLocalhost = []byte(".localhost")
+
+// numericLabel reports whether a label is a decimal, octal or hexadecimal
+// number ("ends in a number" of the WHATWG URL host parser).
+func numericLabel(l []byte) bool {
+	if len(l) == 0 {
+		return false
+	}
+	if len(l) >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X') {
+		for _, c := range l[2:] {
+			if !isHex(c) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range l {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ownHostSet returns the lower-cased names that never route by Host
+// besides IP literals and localhost: the machine's host name, its first
+// label, and extra.
+func ownHostSet(extra []string) map[string]struct{} {
+	set := make(map[string]struct{})
+	add := func(h string) {
+		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		if h != "" {
+			set[h] = struct{}{}
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		add(h)
+		if i := strings.IndexByte(h, '.'); i > 0 {
+			add(h[:i])
+		}
+	}
+	for _, h := range extra {
+		add(h)
+	}
+	return set
+}
+
+// requestHost is the host a request is addressed to: the authority of an
+// absolute-form target ("GET http://svc/x", RFC 9112 §3.2.2: a server
+// MUST then ignore the Host header), else the Host header. validRequest
+// has refused targets that are neither origin-form nor absolute http(s).
+func requestHost(ctx *fasthttp.RequestCtx) []byte {
+	if auth, abs := absoluteAuthority(ctx.Request.Header.RequestURI()); abs {
+		return auth
+	}
+	return ctx.Request.Header.Host()
+}
+
+// absoluteAuthority returns the authority of an absolute-form request
+// target and true, or nil and false for any other form. The scheme must be
+// http or https (any case).
+func absoluteAuthority(uri []byte) ([]byte, bool) {
+	if len(uri) == 0 || uri[0] == '/' {
+		return nil, false
+	}
+	var rest []byte
+	switch {
+	case len(uri) > 7 && bytes.EqualFold(uri[:7], strHTTPSchemeSep):
+		rest = uri[7:]
+	case len(uri) > 8 && bytes.EqualFold(uri[:8], strHTTPSSchemeSep):
+		rest = uri[8:]
+	default:
+		return nil, false
+	}
+	end := len(rest)
+	for i, c := range rest {
+		if c == '/' || c == '?' || c == '#' {
+			end = i
+			break
+		}
+	}
+	return rest[:end], true
+}
+
+var (
+	strHTTPSchemeSep  = []byte("http://")
+	strHTTPSSchemeSep = []byte("https://")
+)

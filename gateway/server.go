@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,9 +53,11 @@ func NewServer(p *Proxy, o ServerOptions) *fasthttp.Server {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 8 << 10
 	}
+	p.readTimeout.Store(int64(o.ReadTimeout))
 	return &fasthttp.Server{
 		Handler:                      p.ServeHTTP,
 		ErrorHandler:                 p.serveParseError,
+		ExpectHandler:                p.expectContinue,
 		Concurrency:                  o.Concurrency,
 		MaxConnsPerIP:                o.MaxConnsPerIP,
 		ReadBufferSize:               o.MaxHeaderBytes,
@@ -100,6 +103,21 @@ func (p *Proxy) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
+// expectContinue answers "Expect: 100-continue" (RFC 9110 §10.1.1): a
+// body announced over MaxBodySize is refused with 413 at once, before the
+// client is invited to send it (the connection is then closed, as the
+// client may have started sending anyway); any other gets 100 Continue.
+func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
+	if ctx.Request.Header.ContentLength() > p.o.MaxBodySize {
+		if p.metrics != nil {
+			p.metrics.rejected.Inc()
+		}
+		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge)
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
 // validRequest checks what fasthttp's parser lets through but a proxy must
 // not forward, because the node might read the message differently than
 // the gateway did (request smuggling, RFC 9112 §11.2):
@@ -114,8 +132,12 @@ func (p *Proxy) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 //     fasthttp version in use refuses it itself; the check stays so that
 //     the guarantee does not hang on a parser detail.
 //   - A missing (HTTP/1.1) or invalid Host: RFC 9112 §3.2 requires 400.
-//   - A path that is not origin-form or that has dot-segments (see
-//     validPath).
+//   - A request target that is neither origin-form ("/x") nor the
+//     absolute form of an http or https URI with a valid authority and no
+//     userinfo ("http://svc/x", RFC 9112 §3.2.2, routed by that
+//     authority: see requestHost); authority-form and asterisk-form have
+//     no meaning for a reverse proxy.
+//   - A path with dot-segments (see validPath).
 func validRequest(ctx *fasthttp.RequestCtx) bool {
 	h := &ctx.Request.Header
 	host := h.Host()
@@ -125,6 +147,12 @@ func validRequest(ctx *fasthttp.RequestCtx) bool {
 		}
 	} else if !validHost(host) {
 		return false
+	}
+	if rt := h.RequestURI(); len(rt) > 0 && rt[0] != '/' {
+		auth, abs := absoluteAuthority(rt)
+		if !abs || len(auth) == 0 || !validHost(auth) {
+			return false
+		}
 	}
 	if !checkRawHeaders(h.RawHeaders(), h.ContentLength() == -1) {
 		return false
@@ -273,3 +301,100 @@ func dotSegment(s []byte) bool {
 	}
 	return dots == 1 || dots == 2
 }
+
+// Listener wraps a listener so that a request head with a bare LF or a
+// bare CR (a line not ended by CRLF, RFC 9112 §2.2) is refused with 400
+// at once, wherever the LF is. fasthttp's parser accepts a bare LF ending
+// the request line or a field, but waits for a CRLFCRLF to end the head:
+// a head ending in "\n\n" was left waiting until the read timeout. One
+// rule everywhere — refuse — is also what a front proxy can rely on.
+//
+// The connection scans what is read while a head is expected: from the
+// start of the connection, and again after each response (a write that
+// is not a 1xx interim response: once a response is written the request
+// has been read, and after 100 Continue comes the body, after 101 another
+// protocol). A head ends at its CRLFCRLF; the body that follows is not
+// scanned. Requests pipelined behind a body in the same read are not
+// scanned; fasthttp's own parsing applies to them. Serve the gateway (and
+// the admin API) with NewServer(...).Serve(Listener(ln)).
+func Listener(ln net.Listener) net.Listener { return headListener{ln} }
+
+type headListener struct{ net.Listener }
+
+func (l headListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	hc := &headConn{Conn: c}
+	hc.inHead.Store(true)
+	return hc, nil
+}
+
+// errBareLF is the read error of a connection whose request head has a
+// bare LF or CR; the server answers it 400 (serveParseError).
+var errBareLF = errors.New("gateway: bare LF or CR in a request head")
+
+// headConn is a connection of Listener. Reads and writes may come from
+// different goroutines (a streamed body is read by the upstream client's
+// goroutine), never two reads at once.
+type headConn struct {
+	net.Conn
+	inHead atomic.Bool
+	// cr is the progress through "\r\n\r\n": 0 none, 1 after CR, 2 after
+	// CRLF, 3 after CRLF CR. Only the reading goroutine uses it.
+	cr uint8
+}
+
+func (c *headConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.inHead.Load() {
+		// Only the bytes before the offending one are passed on, with the
+		// error: fasthttp must not parse a head that includes it.
+		if bad := c.scan(p[:n]); bad >= 0 {
+			return bad, errBareLF
+		}
+	}
+	return n, err
+}
+
+// scan follows the head through b and returns the index of a bare LF or
+// CR, or -1.
+func (c *headConn) scan(b []byte) int {
+	for i, ch := range b {
+		switch ch {
+		case '\n':
+			switch c.cr {
+			case 1:
+				c.cr = 2
+			case 3:
+				c.cr = 0
+				c.inHead.Store(false) // end of the head
+				return -1
+			default:
+				return i
+			}
+		case '\r':
+			if c.cr == 1 || c.cr == 3 {
+				return i
+			}
+			c.cr++
+		default:
+			if c.cr == 1 || c.cr == 3 {
+				return i
+			}
+			c.cr = 0
+		}
+	}
+	return -1
+}
+
+func (c *headConn) Write(p []byte) (int, error) {
+	if !c.inHead.Load() && !bytes.HasPrefix(p, strInterim) {
+		c.cr = 0
+		c.inHead.Store(true)
+	}
+	return c.Conn.Write(p)
+}
+
+var strInterim = []byte("HTTP/1.1 1")

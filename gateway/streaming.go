@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -25,15 +26,37 @@ var (
 // it is read from the client. It enforces the body size limit on bodies of
 // unknown length and records why reading stopped, so that a failed attempt
 // can be blamed on the client (400/413) rather than on the node.
+//
+// It also bounds the time the client takes: before each read from the
+// client the connection's read deadline is set to the moment by which the
+// body must have arrived at MinBodyRate since start, after the grace
+// period (never later than the server's own ReadTimeout). A client that
+// falls behind gets a read timeout, answered 408.
 type requestBody struct {
+	prefix   []byte // the buffered start of the body, sent first
 	r        io.Reader
 	left     int64 // bytes still allowed
 	read     bool  // a byte was consumed: the body can no longer be replayed
 	tooLarge bool
+	timedOut bool  // the client fell below the minimum rate
 	err      error // the client's read error, if any
+
+	ctx   *fasthttp.RequestCtx // whose connection's read deadline is set
+	start time.Time
+	grace time.Duration
+	rate  int64     // bytes per second
+	limit time.Time // latest deadline; zero = none
+	got   int64     // bytes read from the client
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		b.read = true
+		return n, nil
+	}
+	b.arm()
 	if b.left <= 0 {
 		// Read one byte more than allowed to tell "exactly at the limit"
 		// from "over it".
@@ -53,15 +76,43 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.read = true
 	}
 	b.left -= int64(n)
+	b.got += int64(n)
 	return n, b.noteErr(err)
+}
+
+// arm sets the read deadline of the client's connection for the next read.
+func (b *requestBody) arm() {
+	if b.ctx == nil || b.rate <= 0 {
+		return
+	}
+	d := b.start.Add(b.grace + time.Duration(b.got*int64(time.Second)/b.rate))
+	if !b.limit.IsZero() && d.After(b.limit) {
+		d = b.limit
+	}
+	_ = b.ctx.SetReadDeadline(d)
 }
 
 func (b *requestBody) noteErr(err error) error {
 	if err != nil && err != io.EOF {
 		b.err = err
+		if isTimeout(err) {
+			b.timedOut = true
+		}
 		return errClientBody
 	}
 	return err
+}
+
+// status is the answer to a request whose body could not be read: 413
+// over the limit, 408 too slow, else 400.
+func (b *requestBody) status() int {
+	switch {
+	case b.tooLarge:
+		return fasthttp.StatusRequestEntityTooLarge
+	case b.timedOut:
+		return fasthttp.StatusRequestTimeout
+	}
+	return fasthttp.StatusBadRequest
 }
 
 // responseStream hands a streamed upstream response body to the fasthttp
