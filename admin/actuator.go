@@ -10,14 +10,24 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// health answers readiness: the status code and the top-level status say
+// whether this instance should get traffic (Ready); components, when
+// configured, say what is degraded even while it serves (the local state
+// file failing is a DOWN store component under a 200 UP: the registry
+// serves from memory).
 func (s *Server) health(ctx *fasthttp.RequestCtx, _ *requestInfo) {
+	body := map[string]any{"status": "UP"}
+	if s.o.HealthComponents != nil {
+		body["components"] = s.o.HealthComponents()
+	}
 	if s.o.Ready != nil {
 		if ok, reason := s.o.Ready(); !ok {
-			writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]string{"status": "DOWN", "reason": reason})
+			body["status"], body["reason"] = "DOWN", reason
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, body)
 			return
 		}
 	}
-	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "UP"})
+	writeJSON(ctx, fasthttp.StatusOK, body)
 }
 
 // actuatorOn hides an informational actuator endpoint while the runtime

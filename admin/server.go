@@ -132,6 +132,9 @@ type Options struct {
 	ForwardTimeout time.Duration
 	// Ready reports readiness for /api/actuator/health; nil = always ready.
 	Ready func() (ok bool, reason string)
+	// HealthComponents, if set, gives the health body's "components"
+	// (name -> {"status": "UP"|"DOWN", "details": {...}}).
+	HealthComponents func() map[string]any
 
 	Audit   *observe.Audit
 	Alerts  *observe.Alerts
@@ -248,6 +251,9 @@ func (s *Server) routes() {
 type requestInfo struct {
 	tc     trace.Context
 	claims auth.Claims
+	// routine marks a request that changed nothing worth an info line
+	// (a heartbeat): its request log line is at debug.
+	routine bool
 }
 
 type handlerFunc func(ctx *fasthttp.RequestCtx, ri *requestInfo)
@@ -279,7 +285,11 @@ func (s *Server) wrap(route string, need auth.Role, h handlerFunc) fasthttp.Requ
 		if s.o.Traces != nil {
 			s.o.Traces.RecordTrace("admin", "", ctx.Response.Header.Peek("traceparent"), ctx.Method(), ctx.Path(), status, d)
 		}
-		if e := s.o.Logger.Info(); e.Enabled() {
+		e := s.o.Logger.Info()
+		if ri.routine {
+			e = s.o.Logger.Debug()
+		}
+		if e.Enabled() {
 			e.Str("route", route).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", status).
 				Dur("duration", d).Str("ip", ctx.RemoteIP().String()).Bytes("traceId", ctx.Response.Header.Peek(s.traceHdr)).
 				Msg("admin request")

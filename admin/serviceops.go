@@ -65,6 +65,7 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		return
 	}
 	s.m.registration(res.Kind)
+	ri.routine = !res.Changed() // a heartbeat: thousands a second, nothing to read
 	if res.Changed() {
 		s.auditEvent(ri, observe.AuditEvent{Type: "register", Actor: clientIP(ctx), Service: reg.ServiceName, Node: reg.NodeName,
 			Details: map[string]any{"address": res.Address, "weight": reg.Weight, "kind": res.Kind.String()}})
