@@ -35,10 +35,11 @@ func (e *eventSink) Evicted(service, node, reason string) {
 	e.audit.Record(observe.AuditEvent{Type: "eviction", Actor: "system", Service: service, Node: node, Details: map[string]any{"reason": reason}})
 	e.alerts.Raise(observe.Alert{Type: "node_evicted", Severity: "warning", Service: service, Node: node,
 		Message: "node " + service + "/" + node + " evicted: " + reason})
-	e.log.Warn().Str("service", service).Str("node", node).Str("reason", reason).Msg("node evicted")
+	// The gateway has logged it (at warn, with service, node and reason).
 }
 
-// pumpRegistry audits expiries and keeps the expiry counter until done.
+// pumpRegistry logs and audits expiries and keeps the expiry counter until
+// done.
 // Registrations and deregistrations are audited by admin, which knows the
 // caller.
 func (e *eventSink) pumpRegistry(reg *registry.Registry, sub *registry.Subscription, set *metrics.Set, done <-chan struct{}) {
@@ -60,6 +61,9 @@ func (e *eventSink) pumpRegistry(reg *registry.Registry, sub *registry.Subscript
 				continue
 			}
 			expiries.Inc()
+			// Logged before it is audited: whoever sees the audit event
+			// finds the line.
+			e.log.Info().Str("service", ev.Service).Str("node", ev.Node).Time("at", ev.At).Msg("node expired: no heartbeat within its timeOut")
 			e.audit.Record(observe.AuditEvent{Time: ev.At, Type: "expiry", Actor: "system", Service: ev.Service, Node: ev.Node})
 		}
 	}

@@ -18,9 +18,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,6 +90,8 @@ type options struct {
 	adminReadTimeout, idleTimeout              time.Duration
 	maxConnsPerNode                            int
 	cluster                                    clusterSettings
+
+	allow *gateway.AllowList // parsed from upstreamAllow by validate
 }
 
 func defineSettings(o *options, s *settings) {
@@ -193,20 +195,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "maxine: %v\n", err)
-		return 2
+		return fatal(stderr, logFormatOf(args, o.logFormat), configError{err})
 	}
 	if o.showVersion {
 		fmt.Fprintf(stdout, "maxine %s %s %s\n", version, commit, runtime.Version())
 		return 0
 	}
 	if err := o.validate(); err != nil {
-		fmt.Fprintf(stderr, "maxine: %v\n", err)
-		return 2
+		return fatal(stderr, o.logFormat, configError{err})
 	}
 	if err := serve(&o, getenv, stdout); err != nil {
-		fmt.Fprintf(stderr, "maxine: %v\n", err)
-		return 1
+		return fatal(stderr, o.logFormat, err)
 	}
 	return 0
 }
@@ -246,6 +245,34 @@ func (o *options) validate() error {
 	if _, ok := parseLogFormat(o.logFormat); !ok {
 		return fmt.Errorf("MAXINE_LOG_FORMAT (--log-format) must be json or plain, not %q", o.logFormat)
 	}
+	if _, err := observe.NewLogger(observe.NewLogOutput(nil, nil, false), o.logLevel); err != nil {
+		return fmt.Errorf("MAXINE_LOG_LEVEL (--log-level): %w", err)
+	}
+	for _, a := range []struct {
+		addr, what string
+		optional   bool
+	}{
+		{o.adminAddr, "MAXINE_ADMIN_ADDR (--admin-addr)", false},
+		{o.gatewayAddr, "MAXINE_GATEWAY_ADDR (--gateway-addr)", !o.gatewayEnabled},
+		{o.pprofAddr, "MAXINE_PPROF_ADDR (--pprof-addr)", true},
+	} {
+		if a.addr == "" && a.optional {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s %q is not a listen address (host:port or :port): %v", a.what, a.addr, err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%s %q: the port must be a number from 0 to 65535", a.what, a.addr)
+		}
+	}
+	o.allow = nil
+	if cidrs := splitList(o.upstreamAllow); len(cidrs) > 0 {
+		allow, err := gateway.NewAllowList(cidrs)
+		if err != nil {
+			return fmt.Errorf("MAXINE_UPSTREAM_ALLOW_CIDRS (--upstream-allow): %w", err)
+		}
+		o.allow = allow
+	}
 	if o.alertWebhook != "" && !strings.HasPrefix(o.alertWebhook, "http://") && !strings.HasPrefix(o.alertWebhook, "https://") {
 		return fmt.Errorf("MAXINE_ALERT_WEBHOOK_URL (--alert-webhook) must be an http(s) URL")
 	}
@@ -272,6 +299,49 @@ func splitList(s string) []string {
 
 // serve runs Maxine until SIGINT or SIGTERM.
 func serve(o *options, getenv func(string) string, stdout io.Writer) error {
+	// Start-up order: nothing on disk is touched before both listeners
+	// are bound and the data dir is locked, so a taken port or a second
+	// instance on the same data dir fails before anything is created,
+	// restored or overwritten. The logger writes to stdout only until the
+	// log file can be opened.
+	format, _ := parseLogFormat(o.logFormat)
+	ring := observe.NewLogRing(o.logRing)
+	output := observe.NewLogOutput(stdout, ring, format == config.PlainLogs)
+	log, err := observe.NewLogger(output, o.logLevel)
+	if err != nil {
+		return configError{fmt.Errorf("MAXINE_LOG_LEVEL (--log-level): %w", err)}
+	}
+	log = log.With().Str("instance", o.instanceID).Logger()
+
+	// Listen before anything else starts, so a busy port fails fast and
+	// a cluster member can advertise the address it really has. Nothing
+	// is accepted until the registry is restored or loaded.
+	adminLn, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return fmt.Errorf("MAXINE_ADMIN_ADDR (--admin-addr) %s: %w", o.adminAddr, err)
+	}
+	defer adminLn.Close()
+	var gwLn net.Listener
+	if o.gatewayEnabled {
+		if gwLn, err = net.Listen("tcp", o.gatewayAddr); err != nil {
+			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
+		}
+		defer gwLn.Close()
+	}
+	var pprofLn net.Listener
+	if o.pprofAddr != "" {
+		if pprofLn, err = net.Listen("tcp", o.pprofAddr); err != nil {
+			return fmt.Errorf("MAXINE_PPROF_ADDR (--pprof-addr) %s: %w", o.pprofAddr, err)
+		}
+		defer pprofLn.Close()
+	}
+	lock, err := persistence.LockDataDir(o.dataDir, fmt.Sprintf("pid %d, instance %s, admin %s, since %s",
+		os.Getpid(), o.instanceID, adminLn.Addr(), time.Now().UTC().Format(time.RFC3339)))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -282,32 +352,18 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("cannot create the data dir %q: %w", o.dataDir, err)
-	}
-
-	// Logging first, so everything after can report.
 	logDir := filepath.Join(o.dataDir, "logs")
-	var logOut io.Writer = stdout
 	if o.logFile != "" {
 		if err := os.MkdirAll(logDir, 0o700); err != nil {
 			return fmt.Errorf("cannot create the log dir %q: %w", logDir, err)
 		}
-		f, err := os.OpenFile(filepath.Join(logDir, o.logFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := observe.OpenRotatingFile(filepath.Join(logDir, o.logFile), int64(o.logMaxBytes), o.logKeep)
 		if err != nil {
 			return fmt.Errorf("cannot open the log file: %w", err)
 		}
-		defer f.Close()
-		logOut = io.MultiWriter(stdout, f)
+		output.Tee(f)
+		defer func() { output.Tee(nil); f.Close() }()
 	}
-	format, _ := parseLogFormat(o.logFormat)
-	ring := observe.NewLogRing(o.logRing)
-	output := observe.NewLogOutput(logOut, ring, format == config.PlainLogs)
-	log, err := observe.NewLogger(output, o.logLevel)
-	if err != nil {
-		return fmt.Errorf("MAXINE_LOG_LEVEL (--log-level): %w", err)
-	}
-	log = log.With().Str("instance", o.instanceID).Logger()
 
 	// Security.
 	var previous [][]byte
@@ -329,21 +385,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	if o.jwtSecret == "" {
 		log.Warn().Msg("MAXINE_JWT_SECRET is not set: tokens are signed with a random per-process secret and stop working on restart")
 	}
-
-	// Listen before anything else starts, so a busy port fails fast and
-	// a cluster member can advertise the address it really has. Nothing
-	// is accepted until the registry is restored or loaded.
-	adminLn, err := net.Listen("tcp", o.adminAddr)
-	if err != nil {
-		return fmt.Errorf("MAXINE_ADMIN_ADDR (--admin-addr) %s: %w", o.adminAddr, err)
-	}
-	defer adminLn.Close()
-	var gwLn net.Listener
-	if o.gatewayEnabled {
-		if gwLn, err = net.Listen("tcp", o.gatewayAddr); err != nil {
-			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
-		}
-		defer gwLn.Close()
+	if o.registrationToken == "" && o.allow == nil {
+		log.Warn().Msg("SECURITY: registration is open: anyone who can reach the admin port can register nodes, and the gateway sends traffic to them; " +
+			"set MAXINE_REGISTRATION_TOKEN and MAXINE_UPSTREAM_ALLOW_CIDRS for production (README, Production)")
 	}
 
 	// Registry and runtime settings, restored before any listener accepts.
@@ -360,7 +404,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	// histogram is a histogram to Prometheus, not three untyped series).
 	metrics.ExposeMetadata(true)
 	set := metrics.NewSet()
-	audit, err := observe.NewAudit(observe.AuditOptions{Dir: o.dataDir, RingSize: o.auditRing})
+	auditDropped := set.NewCounter(`maxine_audit_dropped_total`)
+	audit, err := observe.NewAudit(observe.AuditOptions{Dir: o.dataDir, RingSize: o.auditRing,
+		MaxBytes: int64(o.auditMaxBytes), Keep: o.auditKeep, OnDrop: auditDropped.Inc})
 	if err != nil {
 		return err
 	}
@@ -369,9 +415,11 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	// State: the local file, or a shared store whose registry is loaded
 	// into this one before the listeners accept.
 	var stateFile *persistence.LocalFile
+	var localHealth *localStoreHealth // local mode only
 	var backend *stateBackend
 	if o.stateMode == "local" {
 		stateFile = persistence.NewLocalFile(o.dataDir)
+		localHealth = newLocalStoreHealth(stateFile.Path(), time.Now())
 		rep, err := persistence.Restore(stateFile, reg, settingsStore, time.Now())
 		var corrupt *persistence.CorruptError
 		switch {
@@ -405,12 +453,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	events := &eventSink{audit: audit, alerts: alerts, log: log}
 
 	// Gateway.
-	var allow *gateway.AllowList
-	if cidrs := splitList(o.upstreamAllow); len(cidrs) > 0 {
-		if allow, err = gateway.NewAllowList(cidrs); err != nil {
-			return fmt.Errorf("MAXINE_UPSTREAM_ALLOW_CIDRS (--upstream-allow): %w", err)
-		}
-	}
+	allow := o.allow
 	var gwMetrics *metrics.Set
 	if o.metricsOn {
 		gwMetrics = set
@@ -442,6 +485,9 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		Proxy:             proxy,
 		Upstreams:         func() any { return proxy.Upstreams() },
 		Ready:             lc.ready,
+		HealthComponents: func() map[string]any {
+			return healthComponents(localHealth, backend.storeUpFunc(), o, reg)
+		},
 		Audit:             audit, Alerts: alerts, Traces: traces, LogRing: ring, LogDir: logDir,
 		SetLogFormat:  func(f config.LogFormat) { output.SetPlain(f == config.PlainLogs) },
 		Metrics:       set,
@@ -458,18 +504,14 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		return err
 	}
 
-	if o.pprofAddr != "" {
-		pln, err := net.Listen("tcp", o.pprofAddr)
-		if err != nil {
-			return fmt.Errorf("MAXINE_PPROF_ADDR (--pprof-addr) %s: %w", o.pprofAddr, err)
-		}
+	if pprofLn != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprofhttp.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprofhttp.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprofhttp.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprofhttp.Trace)
 		psrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go psrv.Serve(pln)
+		go psrv.Serve(pprofLn)
 		defer psrv.Close()
 	}
 
@@ -492,15 +534,21 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	persistWrites := set.GetOrCreateCounter(`maxine_persistence_writes_total`)
 	persistErrors := set.GetOrCreateCounter(`maxine_persistence_errors_total`)
 	persistSeconds := set.GetOrCreatePrometheusHistogram(`maxine_persistence_write_duration_seconds`)
-	var storeFailing atomic.Bool
 	var snap *persistence.Snapshotter
 	if stateFile != nil {
 		snap = persistence.NewSnapshotter(persistence.SnapshotterOptions{
 			File: stateFile, Registry: reg, Settings: settingsStore, Interval: o.persistInterval,
 			OnError: func(err error) {
 				persistErrors.Inc()
-				log.Error().Err(err).Msg("cannot write the state file")
-				if storeFailing.CompareAndSwap(false, true) {
+				// The first failure of an outage, then every 60th (about
+				// once a minute at the default interval): the loss window
+				// is what an operator needs, not a line per tick.
+				n, since := localHealth.failed(err)
+				if n == 1 || n%60 == 0 {
+					log.Error().Err(err).Str("file", stateFile.Path()).Time("unsavedSince", since).Dur("lossWindow", time.Since(since)).Int("failedWrites", n).
+						Msg("cannot write the state file: state changes are held in memory only and are lost if the process stops")
+				}
+				if n == 1 {
 					alerts.Raise(observe.Alert{Type: observe.AlertStateStoreDown, Severity: observe.SeverityCritical,
 						Message: "cannot write the state file: " + err.Error()})
 				}
@@ -508,8 +556,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			OnWrite: func(d time.Duration, nodes int) {
 				persistWrites.Inc()
 				persistSeconds.Update(d.Seconds())
-				if storeFailing.CompareAndSwap(true, false) {
-					log.Info().Msg("state file writes recovered")
+				if recovered, since := localHealth.wrote(time.Now()); recovered {
+					log.Info().Time("unsavedSince", since).Dur("lossWindow", time.Since(since)).Msg("state file writes recovered: the changes held in memory only are saved")
 				}
 			},
 		})
