@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -189,15 +190,8 @@ func (r *Registration) Validate() error {
 	if err := checkName("nodeName", r.NodeName); err != nil {
 		return err
 	}
-	if r.HostName == "" || len(r.HostName) > MaxHostLen || hasSpaceOrControl(r.HostName) {
-		return invalid("hostName", "must be a non-empty string of at most 512 characters without spaces")
-	}
-	host := r.HostName
-	if h, ok := cutScheme(host); ok {
-		host = h
-	}
-	if strings.Trim(host, "/") == "" || strings.ContainsAny(host, "?#@") {
-		return invalid("hostName", "must name a host")
+	if err := checkHostName(r.HostName); err != nil {
+		return err
 	}
 	if r.Port < 0 || r.Port > 65535 {
 		return invalid("port", "must be an integer from 1 to 65535")
@@ -228,6 +222,97 @@ func (r *Registration) Validate() error {
 		return invalid("metadata", fmt.Sprintf("at most %d bytes of keys and values in total", MaxMetadataBytes))
 	}
 	return nil
+}
+
+// checkHostName accepts a host name, an IPv4 literal or an IPv6 literal
+// (bare or bracketed), optionally after http:// or https:// and before one
+// trailing '/', as the old server took them. Everything else that could
+// reshape the node's address is refused with the reason: a path (which
+// once turned "127.0.0.1/path" and port 29001 into
+// "http://127.0.0.1/path:29001"), userinfo, a port (the port field says
+// it), another scheme, spaces and control characters.
+func checkHostName(hostName string) error {
+	bad := func(reason string) error { return invalid("hostName", reason) }
+	switch {
+	case hostName == "":
+		return bad("must be a non-empty host name or IP address")
+	case len(hostName) > MaxHostLen:
+		return bad("must be at most 512 characters")
+	case hasSpaceOrControl(hostName):
+		return bad("must not contain spaces or control characters")
+	}
+	host, hadScheme := cutScheme(hostName)
+	if !hadScheme {
+		if i := strings.Index(host, "://"); i >= 0 || isSchemePrefix(host) {
+			return bad("scheme must be http:// or https://")
+		}
+	}
+	host = strings.TrimSuffix(host, "/")
+	if i := strings.IndexAny(host, "/?#"); i >= 0 {
+		return bad("must not contain a path, query or fragment (use the path field)")
+	}
+	if strings.IndexByte(host, '@') >= 0 {
+		return bad("must not contain userinfo")
+	}
+	if host == "" {
+		return bad("must name a host")
+	}
+	if host[0] == '[' {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return bad("unclosed '[' in an IPv6 literal")
+		}
+		if end != len(host)-1 {
+			return bad("must not carry a port (use the port field)")
+		}
+		if ip, err := netip.ParseAddr(host[1:end]); err != nil || !ip.Is6() {
+			return bad("brackets must hold an IPv6 address")
+		}
+		return nil
+	}
+	if strings.Count(host, ":") > 1 {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
+			return bad("is not a valid IPv6 address")
+		}
+		return nil
+	}
+	if strings.IndexByte(host, ':') >= 0 {
+		return bad("must not carry a port (use the port field)")
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok || c == '.' && (i == 0 || host[i-1] == '.') {
+			return bad("must be a host name (letters, digits, '-', '_', '.'), an IPv4 address or an IPv6 address")
+		}
+	}
+	return nil
+}
+
+// isSchemePrefix reports whether s starts like "scheme:" (RFC 3986 §3.1)
+// with something other than a port after the colon ("javascript:x",
+// "mailto:a"), as opposed to "host:8080".
+func isSchemePrefix(s string) bool {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || strings.Count(s, ":") > 1 {
+		return false
+	}
+	for j := 0; j < i; j++ {
+		c := s[j]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	rest := s[i+1:]
+	if rest == "" {
+		return true
+	}
+	for j := 0; j < len(rest); j++ {
+		if rest[j] < '0' || rest[j] > '9' {
+			return true
+		}
+	}
+	return false
 }
 
 func checkName(field, s string) error {
@@ -288,7 +373,13 @@ func (r *Registration) Address() string {
 	} else {
 		b.WriteString("http://")
 	}
-	b.WriteString(strings.TrimRight(host, "/"))
+	host = strings.TrimRight(host, "/")
+	if strings.IndexByte(host, ':') >= 0 && host[0] != '[' {
+		// An IPv6 literal: bracketed in a URL (RFC 3986 §3.2.2), or its
+		// colons would be read as the port's.
+		host = "[" + host + "]"
+	}
+	b.WriteString(host)
 	if r.Port != 0 {
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(r.Port))
