@@ -453,7 +453,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"malformed json", `{"serviceName":"s",`, "application/json", 400},
 		{"wrong type", `{"serviceName":["s"],"nodeName":"n","hostName":"h"}`, "application/json", 400},
-		{"weight as string", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":"3"}`, "application/json", 400},
+		// "3" would be a number (the old server took decimal strings);
+		// words and fractions in strings are not.
+		{"weight as a word", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":"three"}`, "application/json", 400},
+		{"weight as a fraction string", `{"serviceName":"s","nodeName":"n","hostName":"h","weight":"1.5"}`, "application/json", 400},
+		{"weight string 11", `{"serviceName":"s","nodeName":"n","hostName":"127.0.0.1","port":9000,"weight":"11"}`, "application/json", 400},
 		{"weight 0", `{"serviceName":"s","nodeName":"n","hostName":"127.0.0.1","port":9000,"weight":0}`, "application/json", 400},
 		{"weight 11", `{"serviceName":"s","nodeName":"n","hostName":"127.0.0.1","port":9000,"weight":11}`, "application/json", 400},
 		{"port 70000", `{"serviceName":"s","nodeName":"n","hostName":"127.0.0.1","port":70000}`, "application/json", 400},
@@ -521,7 +525,6 @@ func TestActuatorAndTraceHeaders(t *testing.T) {
 		{"/api/actuator/cluster", viewer, 200, "instanceId"},
 		{"/api/actuator/upstreams", viewer, 200, "started"},
 		{"/api/logs/recent", viewer, 200, "logs"},
-		{"/api/logs/download", viewer, 200, "files"},
 		{"/api/nothing/here", "", 404, "message"},
 	}
 	for _, p := range paths {
@@ -539,8 +542,12 @@ func TestActuatorAndTraceHeaders(t *testing.T) {
 	if r.header.Get("traceparent") != in1 || r.header.Get("x-trace-id") != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Fatalf("incoming traceparent not kept: %v", r.header)
 	}
+	// No log file configured: the old shape, an empty map.
+	if r := in.call("GET", "/api/logs/download", viewer, ""); r.status != 200 || bodyString(r) != "{}" {
+		t.Errorf("/api/logs/download: %d %s", r.status, r.body)
+	}
 	build := in.call("GET", "/api/actuator/info", "", "").json["build"].(map[string]any)
-	if build["name"] != "maxine" || build["version"] == "" {
+	if build["name"] != "maxine-discovery" || build["server"] != "maxine" || build["version"] == "" {
 		t.Fatalf("info %v", build)
 	}
 	for _, bad := range []string{"..", "../registry-state.json", "/etc/passwd", "a/b"} {

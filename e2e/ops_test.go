@@ -110,8 +110,10 @@ func TestPrometheusMetrics(t *testing.T) {
 		min    float64
 	}{
 		{"maxine_gateway_nodes_active", map[string]string{"service": "web"}, 1},
-		{"maxine_registrations_total", map[string]string{"kind": "new"}, 1},
-		{"maxine_discoveries_total", map[string]string{"mode": "redirect"}, 1},
+		{"maxine_registrations_by_kind_total", map[string]string{"kind": "new"}, 1},
+		{"maxine_discoveries_by_mode_total", map[string]string{"mode": "redirect"}, 1},
+		{"maxine_registrations_total", nil, 1},
+		{"maxine_discoveries_total", nil, 1},
 		{"maxine_auth_total", map[string]string{"result": "success"}, 1},
 		{"maxine_admin_requests_total", map[string]string{"route": "register", "code": "200"}, 1},
 		{"maxine_registry_nodes", nil, 1},
@@ -351,9 +353,14 @@ func TestLogsEndpoints(t *testing.T) {
 		in.call("GET", "/api/actuator/health", "", "")
 	}
 	viewer := in.signIn("viewer", "viewer-pass")
-	r := in.call("GET", "/api/logs/recent", viewer, "")
+	r := in.call("GET", "/api/logs/recent?format=lines", viewer, "")
 	if lines := r.json["logs"].([]any); len(lines) == 0 || len(lines) > 5 {
 		t.Fatalf("recent logs: %d lines", len(lines))
+	}
+	// The default is the old shape: one string, the lines oldest first.
+	r = in.call("GET", "/api/logs/recent", viewer, "")
+	if text, ok := r.json["logs"].(string); !ok || len(strings.Split(text, "\n")) > 5 || !strings.Contains(text, "admin request") {
+		t.Fatalf("recent logs as one string: %s", r.body)
 	}
 	if r := in.call("GET", "/api/logs/recent/clear", viewer, ""); r.status != 403 {
 		t.Fatalf("viewer clear: %d", r.status)
@@ -363,8 +370,11 @@ func TestLogsEndpoints(t *testing.T) {
 		t.Fatalf("operator clear: %d", r.status)
 	}
 	r = in.call("GET", "/api/logs/download", viewer, "")
-	if !strings.Contains(string(r.body), "maxine.log") {
+	if r.json["maxine.log"] != "/logs/maxine.log" {
 		t.Fatalf("download listing: %s", r.body)
+	}
+	if r := in.call("GET", "/logs/maxine.log", viewer, ""); r.status != 200 || !strings.Contains(string(r.body), "admin request") {
+		t.Fatalf("GET /logs/maxine.log: %d", r.status)
 	}
 	if r := in.call("GET", "/api/logs/download?file=maxine.log", viewer, ""); r.status != 200 || !strings.Contains(string(r.body), "admin request") {
 		t.Fatalf("download maxine.log: %d", r.status)
@@ -381,7 +391,7 @@ func TestLogsEndpoints(t *testing.T) {
 	// The log format switches at run time.
 	in.call("PUT", "/api/maxine/control/config", op, `{"logFormat":"PLAIN"}`)
 	in.call("GET", "/api/actuator/health", "", "")
-	lines := in.call("GET", "/api/logs/recent", viewer, "").json["logs"].([]any)
+	lines := in.call("GET", "/api/logs/recent?format=lines", viewer, "").json["logs"].([]any)
 	if len(lines) == 0 || strings.HasPrefix(lines[0].(string), "{") {
 		t.Fatalf("after logFormat PLAIN the newest line is %v", lines)
 	}
