@@ -114,7 +114,14 @@ type Options struct {
 	// register and deregister.
 	RegistrationToken string
 	AllowList         HostChecker
-	Proxy             Proxy
+	// OwnListeners are the addresses Maxine listens on (admin, gateway),
+	// as bound ("0.0.0.0:8000", ":8080", "127.0.0.1:8080"). A registration
+	// whose node is one of them is refused with 403 whatever the
+	// allow-list: it would make the admin API reachable through the
+	// gateway (selfaddr.go).
+	OwnListeners []string
+
+	Proxy Proxy
 	// Upstreams returns the gateway's active health-check report.
 	Upstreams func() any
 	// Registrar applies registrations; nil = LocalRegistrar{Registry}.
@@ -168,6 +175,7 @@ type Server struct {
 	router    *router.Router
 	m         *adminMetrics
 	cors      *cors // nil = CORS off
+	self      ownListeners
 	start     time.Time
 	traceHdr  string
 }
@@ -190,6 +198,11 @@ func New(o Options) (*Server, error) {
 		forwarder: &fasthttp.Client{NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}}
 	s.m = newAdminMetrics(o.Metrics, &s.o)
 	s.cors = newCORS(o.CORSOrigins, o.TraceHeader)
+	self, err := parseOwnListeners(o.OwnListeners)
+	if err != nil {
+		return nil, err
+	}
+	s.self = self
 	s.routes()
 	return s, nil
 }

@@ -45,6 +45,11 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		writeDetail(ctx, fasthttp.StatusBadRequest, registry.InvalidRegistrationMessage, err.Error())
 		return
 	}
+	if err := s.self.check(reg); err != nil {
+		s.m.registrations[3].Inc()
+		writeDetail(ctx, fasthttp.StatusForbidden, "Registration refused: the node's address is one of Maxine's own listeners", err.Error())
+		return
+	}
 	if s.o.AllowList != nil {
 		if err := s.o.AllowList.Check(reg.HostName); err != nil {
 			s.m.registrations[3].Inc()
@@ -119,6 +124,11 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 		return
 	}
 	endPoint := args.Peek("endPoint")
+	if !validEndPoint(endPoint) {
+		writeDetail(ctx, fasthttp.StatusBadRequest, "Invalid endPoint",
+			"endPoint must be a URL path and query (origin-form): no spaces, control characters, raw non-ASCII bytes or fragment")
+		return
+	}
 	settings := s.o.Settings.Load()
 	if string(args.Peek("mode")) == "proxy" || settings.DiscoveryMode == config.Proxy {
 		s.m.discoveries[1].Inc()
@@ -151,6 +161,19 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.AppendBodyString("Found. Redirecting to ")
 	ctx.Response.AppendBody(loc)
+}
+
+// validEndPoint reports whether discover's endPoint can be appended to a
+// node address as an origin-form path and query (RFC 9112 §3.2.1): only
+// visible ASCII, no '#'. A space or CRLF would otherwise split the
+// Location header or the forwarded request line.
+func validEndPoint(ep []byte) bool {
+	for _, c := range ep {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // proxy serves /api/maxine/serviceops/proxy/{serviceName}/{path...}.
