@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/maxine-io/maxine/registry"
 )
 
@@ -381,5 +383,26 @@ func TestRequestsPerClientCapped(t *testing.T) {
 	waitFor(t, "the slow requests to end", func() bool { return f.p.InFlight() == 0 })
 	if status, _, body := f.do("GET", "/svc/x", nil, nil); status != http.StatusOK {
 		t.Fatalf("after the slow requests: %d %s", status, body)
+	}
+}
+
+// ServeService (discover in proxy mode, admin's proxy route) takes its
+// path from a query parameter or a decoded route: spaces and control
+// characters in it are refused, never forwarded.
+func TestServeServiceRefusesSpaces(t *testing.T) {
+	f := newFixture(t, nil)
+	b := startBackend(t, "a", nil)
+	f.register("svc", "a", b, 1, nil)
+	f.waitNodes("svc", 1)
+	for _, path := range []string{"/a b", "/a\r\nX-Evil: 1", "/a?q=1 HTTP/1.1", "/a\x00", "/a#f"} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/discover")
+		f.p.ServeService(&ctx, "svc", []byte(path))
+		if ctx.Response.StatusCode() != http.StatusBadRequest {
+			t.Errorf("path %q: %d, want 400", path, ctx.Response.StatusCode())
+		}
+	}
+	if n := b.hits.Load(); n != 0 {
+		t.Fatalf("%d requests reached the node", n)
 	}
 }

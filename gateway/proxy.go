@@ -408,6 +408,9 @@ func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []by
 	if len(path) > 0 && path[0] == '/' {
 		ok = validPath(path)
 	}
+	// The path comes from a query parameter or a decoded route: a space
+	// or CRLF in it would split the forwarded request line.
+	ok = ok && visibleASCII(path) && visibleASCII(query)
 	if !ok {
 		p.reject(ctx)
 		return

@@ -253,6 +253,17 @@ func regNameChar(c byte) bool {
 	return false
 }
 
+// visibleASCII reports whether b has only visible ASCII characters and no
+// '#': what an origin-form target may hold (RFC 9112 §3.2.1).
+func visibleASCII(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
 // validPath accepts an origin-form path (RFC 9112 §3.2.1) without
 // dot-segments, plain or percent-encoded. The gateway forwards the path as
 // received, appended to the node's base path; a "/../" would let a client
