@@ -482,6 +482,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		Registry: reg, Settings: settingsStore, Auth: authority,
 		SignInLimiter:     auth.NewRateLimiter(o.signinPerMinute, 10, 100_000, time.Now),
 		RegistrationToken: o.registrationToken,
+		OwnListeners:      []string{adminLn.Addr().String(), addrOf(gwLn)},
 		Proxy:             proxy,
 		Upstreams:         func() any { return proxy.Upstreams() },
 		Ready:             lc.ready,
@@ -570,11 +571,13 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
 	var gwSrv *fasthttp.Server
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- adminSrv.Serve(adminLn) }()
+	// gateway.Listener: a request head with a bare LF is refused at once,
+	// on both listeners alike.
+	go func() { serveErr <- adminSrv.Serve(gateway.Listener(adminLn)) }()
 	if gwLn != nil {
 		gwSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes,
 			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
-		go func() { serveErr <- gwSrv.Serve(gwLn) }()
+		go func() { serveErr <- gwSrv.Serve(gateway.Listener(gwLn)) }()
 	}
 	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("stateMode", o.stateMode).Str("version", version).Msg("maxine started")
 
