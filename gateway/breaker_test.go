@@ -197,7 +197,7 @@ func TestAllNodesDown(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		status, _, body = f.do("GET", "/svc/x", nil, nil)
 		switch {
-		case status == http.StatusServiceUnavailable && string(body) == `{"message":"Service Unavailable"}`:
+		case status == http.StatusServiceUnavailable && string(body) == `{"message":"Service Unavailable","reason":"all breakers open","service":"svc"}`:
 			seen503 = true
 		case status == http.StatusBadGateway && !seen503:
 		default:

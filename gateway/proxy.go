@@ -382,7 +382,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		if p.metrics != nil {
 			p.metrics.unrouted.Inc()
 		}
-		p.fail(ctx, fasthttp.StatusNotFound)
+		p.failService(ctx, fasthttp.StatusNotFound, unknownService, requestedService(ctx, path))
 		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
 		return
 	}
@@ -420,7 +420,9 @@ func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []by
 		svc = p.lookupSlow(service)
 	}
 	if svc == nil {
-		p.fail(ctx, fasthttp.StatusServiceUnavailable)
+		// 503, not 404: discover's answer for an unknown service (the old
+		// contract), which this serves in proxy mode.
+		p.failService(ctx, fasthttp.StatusServiceUnavailable, unknownService, s2b(service))
 		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
 		return
 	}
@@ -588,7 +590,8 @@ func (p *Proxy) noNode(ctx *fasthttp.RequestCtx, pend *fasthttp.Response, u *ups
 		finish(u, pend)
 	}
 	if !failed {
-		return p.fail(ctx, fasthttp.StatusServiceUnavailable)
+		// ex.table is set: the loop above ran at least once.
+		return p.failService(ctx, fasthttp.StatusServiceUnavailable, ex.table.whyUnavailable(), s2b(ex.table.svc.name))
 	}
 	return p.fail(ctx, last.status())
 }

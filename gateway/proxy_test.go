@@ -63,7 +63,7 @@ func TestServeService(t *testing.T) {
 	if status, _ := get("GET", base+"/discover?serviceName=svc&endPoint=/e/p%3Fq%3D2", nil); status != 200 || b.last().URI != "/base/e/p?q=2" {
 		t.Fatalf("discover: %d %s", status, b.last().URI)
 	}
-	if status, body := get("GET", base+"/api/maxine/serviceops/proxy/nope/x", nil); status != 503 || body != `{"message":"Service Unavailable"}` {
+	if status, body := get("GET", base+"/api/maxine/serviceops/proxy/nope/x", nil); status != 503 || body != `{"message":"Service Unavailable","reason":"unknown service","service":"nope"}` {
 		t.Fatalf("unknown service: %d %s", status, body)
 	}
 	if status, _ := get("GET", base+"/discover?serviceName=svc&endPoint=../../etc", nil); status != 400 {

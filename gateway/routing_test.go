@@ -105,7 +105,7 @@ func TestKnownServiceWithoutNodes(t *testing.T) {
 	f.waitNodes("svc", 1)
 	f.p.routes.Load().exact["svc"].table.Load().nodeList()[0].down.Store(true)
 	status, _, body := f.do("GET", "/svc/x", nil, nil)
-	if status != http.StatusServiceUnavailable || string(body) != `{"message":"Service Unavailable"}` {
+	if status != http.StatusServiceUnavailable || string(body) != `{"message":"Service Unavailable","reason":"no healthy node","service":"svc"}` {
 		t.Fatalf("got %d %s", status, body)
 	}
 	if b.hits.Load() != 0 {
