@@ -112,6 +112,14 @@ func (s *Server) deregister(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"message": "Node deregistered", "serviceName": svc, "nodeName": node})
 }
 
+// gatewaySelection is what redirect discovery uses of the gateway, when it
+// has one (gateway.Proxy): its snapshot and node state for a service, and
+// its 503 for a service with no node to send to.
+type gatewaySelection interface {
+	Selection(service []byte) (*registry.Snapshot, lb.NodeState)
+	Unavailable(ctx *fasthttp.RequestCtx, service []byte)
+}
+
 // discover resolves a node with the current strategy and redirects to it
 // (302, Location = address + endPoint), or proxies in proxy mode. This is
 // the hottest admin route: it takes no lock and builds the Location header
@@ -141,9 +149,24 @@ func (s *Server) discover(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 		return
 	}
 	s.m.discoveries[0].Inc()
+	// With the gateway, choose as it would: never redirect to a node it
+	// would not send to (health-checked down, breaker open, ejected), and
+	// answer a service with no such node as it does (503 naming the
+	// service and why).
 	snap := s.o.Registry.Snapshot(string(name))
-	i := lb.ForSnapshot(snap).Pick(settings.Strategy, ctx.RemoteIP(), nil)
+	var state lb.NodeState
+	sel, _ := s.o.Proxy.(gatewaySelection)
+	if sel != nil {
+		if gs, st := sel.Selection(name); gs != nil {
+			snap, state = gs, st
+		}
+	}
+	i := lb.ForSnapshot(snap).Pick(settings.Strategy, ctx.RemoteIP(), state)
 	if i < 0 {
+		if sel != nil {
+			sel.Unavailable(ctx, name)
+			return
+		}
 		writeMessage(ctx, fasthttp.StatusServiceUnavailable, "Service Unavailable")
 		return
 	}

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"github.com/valyala/fasthttp"
+
+	"github.com/maxine-io/maxine/lb"
+	"github.com/maxine-io/maxine/registry"
 )
 
 // unavailable is why a request for a service cannot be served, named in
@@ -112,4 +115,31 @@ func requestedService(ctx *fasthttp.RequestCtx, path []byte) []byte {
 		}
 	}
 	return path
+}
+
+// Selection returns what redirect discovery needs to choose a node of
+// service as the gateway would: the snapshot the gateway routes it by and
+// the node state selection must honour (health checks, open breakers,
+// ejections). snap is nil when the gateway has no such service. Nothing
+// is allocated once the service is in the routes.
+func (p *Proxy) Selection(service []byte) (snap *registry.Snapshot, state lb.NodeState) {
+	svc := p.routes.Load().exact[string(service)]
+	if svc == nil {
+		if svc = p.lookupSlow(string(service)); svc == nil {
+			return nil, nil
+		}
+	}
+	t := svc.table.Load()
+	return t.snap, t
+}
+
+// Unavailable answers a request for service that has no node to send it
+// to with the gateway's own 503 body (naming the service and the reason),
+// so that discover and the gateway answer the same case the same way.
+func (p *Proxy) Unavailable(ctx *fasthttp.RequestCtx, service []byte) {
+	why := unknownService
+	if svc := p.routes.Load().exact[string(service)]; svc != nil {
+		why = svc.table.Load().whyUnavailable()
+	}
+	p.failService(ctx, fasthttp.StatusServiceUnavailable, why, service)
 }

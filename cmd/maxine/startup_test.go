@@ -34,6 +34,7 @@ type proc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	admin   string // 127.0.0.1:port
+	gateway string
 	out     *lockedBuffer
 	exited  chan struct{}
 	code    int
@@ -71,8 +72,8 @@ func freeAddr(t *testing.T) string {
 // not wait for it.
 func spawn(t *testing.T, dataDir string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, admin: freeAddr(t), out: &lockedBuffer{}, exited: make(chan struct{}), dataDir: dataDir}
-	all := append([]string{"--admin-addr", p.admin, "--gateway-addr", freeAddr(t), "--data-dir", dataDir, "--persist-interval", "50ms"}, args...)
+	p := &proc{t: t, admin: freeAddr(t), gateway: freeAddr(t), out: &lockedBuffer{}, exited: make(chan struct{}), dataDir: dataDir}
+	all := append([]string{"--admin-addr", p.admin, "--gateway-addr", p.gateway, "--data-dir", dataDir, "--persist-interval", "50ms"}, args...)
 	p.cmd = exec.Command(os.Args[0], all...)
 	p.cmd.Env = append([]string{asMainEnv + "=1", "MAXINE_JWT_SECRET=test-secret-0123456789", "PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -134,7 +135,12 @@ func (p *proc) stop() {
 
 func (p *proc) do(method, path, body string) (int, []byte) {
 	p.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+p.admin+path, strings.NewReader(body))
+	return p.doAt(p.admin, method, path, body)
+}
+
+func (p *proc) doAt(addr, method, path, body string) (int, []byte) {
+	p.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -416,5 +422,33 @@ func TestLogFileRotates(t *testing.T) {
 		if _, err := os.Stat(base + ".3"); err == nil {
 			t.Fatalf("%s.3 kept beyond --*-keep 2", base)
 		}
+	}
+}
+
+// Discover and the gateway answer the same case the same way: a service
+// whose every breaker is open is 503 on both, with the same body naming
+// the service and the reason; discover does not redirect to a node the
+// gateway would not send to.
+func TestDiscoverAndGatewayAgree(t *testing.T) {
+	p := startProc(t, t.TempDir(), nil, "--breaker-failures", "1", "--breaker-open", "10m", "--max-retries", "0")
+	dead := freeAddr(t) // nothing listens there
+	_, port, _ := net.SplitHostPort(dead)
+	if code, _ := p.do("POST", "/api/maxine/serviceops/register", `{"serviceName":"pay","nodeName":"n","hostName":"127.0.0.1","port":`+port+`,"timeOut":600}`); code != 200 {
+		t.Fatalf("register: %d", code)
+	}
+	p.doAt(p.gateway, "GET", "/pay/x", "") // connect refused: the breaker opens
+	gwCode, gwBody := p.doAt(p.gateway, "GET", "/pay/x", "")
+	discCode, discBody := p.do("GET", "/api/maxine/serviceops/discover?serviceName=pay&endPoint=/x", "")
+	want := `{"message":"Service Unavailable","reason":"all breakers open","service":"pay"}`
+	if gwCode != 503 || string(gwBody) != want || discCode != 503 || string(discBody) != want {
+		t.Fatalf("gateway %d %s, discover %d %s; want 503 %s on both", gwCode, gwBody, discCode, discBody, want)
+	}
+	// An unknown service: 404 on the gateway (SPEC 4), 503 on discover (the
+	// old contract), both naming it.
+	if code, body := p.doAt(p.gateway, "GET", "/ghost/x", ""); code != 404 || !strings.Contains(string(body), `"reason":"unknown service","service":"ghost"`) {
+		t.Fatalf("gateway, unknown: %d %s", code, body)
+	}
+	if code, body := p.do("GET", "/api/maxine/serviceops/discover?serviceName=ghost", ""); code != 503 || !strings.Contains(string(body), `"reason":"unknown service","service":"ghost"`) {
+		t.Fatalf("discover, unknown: %d %s", code, body)
 	}
 }
