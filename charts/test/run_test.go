@@ -425,7 +425,10 @@ config: {MAXINE_DRAIN_DELAY: 100ms}
 	var wg sync.WaitGroup
 	for _, p := range pods {
 		wg.Add(1)
-		go func(p *pod) { defer wg.Done(); p.stop(time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second) }(p)
+		go func(p *pod) {
+			defer wg.Done()
+			p.stop(time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second)
+		}(p)
 	}
 	wg.Wait()
 }
