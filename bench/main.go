@@ -27,7 +27,7 @@
 //
 // Run it from the module root:
 //
-//	go run ./bench                       # everything, ~2 minutes
+//	go run ./bench                       # everything, one round of each measurement
 //	go run ./bench -scenarios proxy,fixed -duration 10s -rate 10000
 //	go run ./bench -maxine-bin ./maxine -json results.json
 package main

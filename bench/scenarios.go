@@ -25,8 +25,24 @@ type Config struct {
 	Nodes      int // nodes registered for the discovery-at-scale and RSS figures
 	Services   int // services those nodes are spread over
 	MaxReqs    uint64
-	Repeat     int // rounds of each comparison, targets interleaved; the median is reported
-	CPUs       int // CPU budget of every target: maxine's GOMAXPROCS, nginx workers, HAProxy threads (0: defaultCPUs)
+	Repeat     int    // rounds of each comparison, targets interleaved; the median is reported
+	CPUs       int    // CPU budget of every target: maxine's GOMAXPROCS, nginx workers, HAProxy threads (0: defaultCPUs)
+	RegNodeCap uint64 // --max-nodes of the distinct-registration maxine, shared out over its rounds (0: defaultRegNodeCap)
+}
+
+// defaultRegNodeCap is the registry size the distinct-registration
+// maxine is allowed (its --max-nodes): every round adds new nodes to it,
+// so it must hold all rounds' nodes, and each round may send at most its
+// share (regNodeCap / Repeat) so that none runs into the cap, where the
+// registry answers 503.
+const defaultRegNodeCap = 1_000_000
+
+// regNodeCap returns the distinct-registration maxine's node cap.
+func (c *Config) regNodeCap() uint64 {
+	if c.RegNodeCap == 0 {
+		return defaultRegNodeCap
+	}
+	return c.RegNodeCap
 }
 
 // defaultCPUs is the CPU budget every target gets unless -cpus says
@@ -139,6 +155,8 @@ type target struct {
 	expect int
 	req    RequestFactory
 	stop   func()
+	// maxReqs, when > 0, caps each of its rounds below cfg.MaxReqs.
+	maxReqs uint64
 }
 
 func stopAll(ts []*target) {
@@ -169,7 +187,11 @@ func (b *Bench) measureRounds(ctx context.Context, ts []*target, run func(*targe
 				why[i] = stopReason(ctx)
 				continue
 			}
-			runs[i] = append(runs[i], run(t, b.load(t.addr, t.expect, t.req)))
+			l := b.load(t.addr, t.expect, t.req)
+			if t.maxReqs > 0 {
+				l.MaxRequests = min(l.MaxRequests, t.maxReqs)
+			}
+			runs[i] = append(runs[i], run(t, l))
 		}
 	}
 	return runs, why
@@ -293,8 +315,8 @@ const regScenario = "registrations/s"
 // over 1,000 services and (b) re-heartbeats of a fixed set of 1,000 nodes,
 // each on a fresh maxine, closed loop, against the spec's absolute bar.
 func (b *Bench) Registrations(ctx context.Context) {
-	b.registrationRows(ctx, regScenario, "maxine", barRegistrations, func(ctx context.Context, label string) (*Maxine, error) {
-		return b.startMaxine(ctx, label)
+	b.registrationRows(ctx, regScenario, "maxine", barRegistrations, func(ctx context.Context, label string, extra ...string) (*Maxine, error) {
+		return b.startMaxine(ctx, label, extra...)
 	}, nil)
 }
 
@@ -302,7 +324,7 @@ func (b *Bench) Registrations(ctx context.Context) {
 // nodes and (b) re-heartbeats, each on a fresh maxine from start, and
 // judges them by bar. check, when set, runs after a case's rounds on its
 // maxine and fails the row when it returns an error.
-func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar Bar, start func(context.Context, string) (*Maxine, error), check func() error) {
+func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar Bar, start func(ctx context.Context, label string, extra ...string) (*Maxine, error), check func() error) {
 	distinct := regShape{servicePrefix: "reg-", services: 1000, nodePrefix: "node-", port: portFor, timeOut: 600}
 	heartbeat := regShape{servicePrefix: "hb-", services: 100, nodePrefix: "node-", nodes: 1000, port: portFor, timeOut: 600}
 	cases := []struct {
@@ -319,7 +341,11 @@ func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar 
 			b.skipRow(scenario, c.target, stopReason(ctx))
 			continue
 		}
-		m, err := start(ctx, c.label)
+		var extra []string
+		if c.shape.nodes == 0 && supportsFlag(b.help, "max-nodes") { // distinct new nodes: see defaultRegNodeCap
+			extra = []string{"--max-nodes", strconv.FormatUint(b.cfg.regNodeCap(), 10)}
+		}
+		m, err := start(ctx, c.label, extra...)
 		if err != nil {
 			b.skipRow(scenario, c.target, maxineSkipReason(err))
 			continue
@@ -332,6 +358,9 @@ func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar 
 			}
 		}
 		t := &target{name: c.target, addr: m.AdminAddr, expect: 200, req: registerRequests(m.AdminAddr, c.shape, c.prefill), stop: m.Stop}
+		if len(extra) > 0 {
+			t.maxReqs = max(b.cfg.regNodeCap()/uint64(max(b.cfg.Repeat, 1)), 1)
+		}
 		stats, rows := b.closedRounds(ctx, scenario, []*target{t})
 		var checkErr error
 		if check != nil && stats[0] != nil {
@@ -380,7 +409,11 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	}
 
 	var rssRow *Row
-	if m, err := b.startMaxine(ctx, "discovery-large"); err != nil {
+	var capacity []string // the registry must hold the fill, whatever its default limits
+	if supportsFlag(b.help, "max-nodes") && supportsFlag(b.help, "max-services") {
+		capacity = []string{"--max-nodes", strconv.FormatUint(nodes, 10), "--max-services", strconv.FormatUint(services, 10)}
+	}
+	if m, err := b.startMaxine(ctx, "discovery-large", capacity...); err != nil {
 		big.why = maxineSkipReason(err)
 	} else {
 		big.stop = m.Stop
@@ -665,11 +698,11 @@ func (b *Bench) Redis(ctx context.Context) {
 		return nil
 	}
 
-	b.registrationRows(ctx, redisRegScenario, who, barRegistrationsRedis, func(ctx context.Context, label string) (*Maxine, error) {
+	b.registrationRows(ctx, redisRegScenario, who, barRegistrationsRedis, func(ctx context.Context, label string, extra ...string) (*Maxine, error) {
 		if err := r.Flush(); err != nil {
 			return nil, fmt.Errorf("cannot empty Redis: %w", err)
 		}
-		return b.startMaxine(ctx, "redis-"+label, redisMode...)
+		return b.startMaxine(ctx, "redis-"+label, append(extra, redisMode...)...)
 	}, inRedis)
 
 	if err := r.Flush(); err != nil {
