@@ -221,6 +221,11 @@ func (r *Registration) Validate() error {
 	if total > MaxMetadataBytes {
 		return invalid("metadata", fmt.Sprintf("at most %d bytes of keys and values in total", MaxMetadataBytes))
 	}
+	// The gateway policy keys (policy.go): refused here, not ignored by
+	// the gateway, so that a typo never silently disables a limit.
+	if _, err := ParsePolicy(r.Metadata); err != nil {
+		return err
+	}
 	return nil
 }
 
