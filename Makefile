@@ -11,7 +11,7 @@ RACE_PKGS := ./registry/ ./lb/ ./gateway/ ./persistence/ ./coordination/ ./obser
 # instrumented test binaries takes longer than fuzzing).
 FUZZTIME ?= 10000x
 
-.PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps redis-deps clean
+.PHONY: all build run test unit race e2e fuzz lint bench bench-deps deps redis-deps clean chart chart-deps container
 
 all: build
 
@@ -61,7 +61,33 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestHead$$' -fuzztime $(FUZZTIME) ./gateway/
 
 # test is the whole suite; .ci/run calls exactly this.
-test: lint race unit e2e fuzz
+test: lint race unit e2e fuzz chart container
+
+# chart tests the Helm chart charts/maxine and the workflows (actionlint):
+# charts/ is a Go module of its own (Helm's library stays out of go.mod).
+# The chart tests start bin/maxine with the env a rendered Deployment gives
+# it, against real redis-server and redis-sentinel processes.
+chart: build chart-deps
+	@start=$$(date +%s); \
+	cd charts && $(GO) vet ./... && ../bin/staticcheck ./... && \
+	MAXINE_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 20m ./... && \
+	echo "chart: tests took $$(( $$(date +%s) - start ))s"
+
+# chart-deps: redis for the run tests, shellcheck for actionlint, and the
+# main module's pinned staticcheck built for the charts module.
+chart-deps: redis-deps
+	@command -v shellcheck >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+	$(GO) build -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+
+# container builds the Dockerfile with local stand-in base images and runs
+# the image for real (deploy/). docker-up.sh installs Docker's engine and
+# busybox-static when missing and starts dockerd when none answers.
+container:
+	@deploy/docker-up.sh
+	@start=$$(date +%s); \
+	MAXINE_CONTAINER_TEST=1 $(GO) test -count=1 -v -timeout 30m -run '^TestContainerImage$$' ./deploy/ && \
+	echo "container: test took $$(( $$(date +%s) - start ))s"
 
 # bench-deps installs the comparison servers and wrk (Debian packages), and
 # redis-server for the redis state-mode rows.

@@ -561,14 +561,17 @@ func TestREADMEValues(t *testing.T) {
 	}
 }
 
+// documentedWhole are maps the README describes as one row.
+var documentedWhole = map[string]bool{"config": true, "resources": true, "podSecurityContext": true, "securityContext": true,
+	"probes.liveness": true, "probes.readiness": true, "probes.startup": true}
+
 func leafKeys(prefix string, m map[string]any, out *[]string) {
 	for k, v := range m {
 		key := k
 		if prefix != "" {
 			key = prefix + "." + k
 		}
-		if sub, ok := v.(map[string]any); ok && len(sub) > 0 && prefix != "config" && key != "config" &&
-			!strings.HasSuffix(key, "Context") && key != "resources" {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 && !documentedWhole[key] {
 			leafKeys(key, sub, out)
 			continue
 		}
