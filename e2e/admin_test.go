@@ -402,7 +402,14 @@ func TestRestartRestoresState(t *testing.T) {
 			if mode == "graceful" {
 				in.stop()
 			} else {
-				time.Sleep(400 * time.Millisecond) // past one persist interval (100 ms)
+				// kill -9 loses at most what was not yet written: wait
+				// (bounded) for a periodic write to have everything,
+				// rather than sleeping one interval and hoping.
+				eventually(t, 10*time.Second, "the state file to hold the registrations", func() bool {
+					b, err := os.ReadFile(filepath.Join(in.dataDir, "registry-state.json"))
+					st := string(b)
+					return err == nil && strings.Count(st, `"serviceName":"keep"`) == 2 && strings.Contains(st, `"serverSelectionStrategy":1`)
+				})
 				in.kill()
 			}
 			time.Sleep(1600 * time.Millisecond) // "gone" expires while Maxine is down
