@@ -108,24 +108,30 @@ func (p *Proxy) newHostClient(hostport string, isTLS bool) *fasthttp.HostClient 
 		DisablePathNormalizing:    true,
 		StreamResponseBody:        true,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			if al := p.o.AllowList; al.Len() > 0 {
-				checked, err := al.dialAllowed(addr)
-				if err != nil {
-					return nil, &dialError{err: err}
-				}
-				addr = checked
-			}
 			// timeout is what is left of the try; 0 when fasthttp dials
 			// for a queued request on its own.
 			if timeout <= 0 || timeout > connectTimeout {
 				timeout = connectTimeout
 			}
-			return dial(addr, tlsConfig, timeout)
+			return p.dialNode(addr, tlsConfig, timeout)
 		},
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			return false, staleConn(err) && idempotent(req.Header.Method()) && !req.IsBodyStream()
 		},
 	}
+}
+
+// dialNode connects to a node's addr, as the allow-list permits (every
+// error is a *dialError): the pools' dialer and the upgrade handshake's.
+func (p *Proxy) dialNode(addr string, tlsConfig *tls.Config, timeout time.Duration) (net.Conn, error) {
+	if al := p.o.AllowList; al.Len() > 0 {
+		checked, err := al.dialAllowed(addr)
+		if err != nil {
+			return nil, &dialError{err: err}
+		}
+		addr = checked
+	}
+	return dial(addr, tlsConfig, timeout)
 }
 
 // dial connects (and completes the TLS handshake) within timeout; every

@@ -80,6 +80,10 @@ type Options struct {
 	// the gateway, not the node, closes idle connections. Default 4s.
 	MaxIdleConnDuration time.Duration
 
+	// TunnelIdleTimeout closes an Upgrade tunnel (WebSocket) after this
+	// long without a byte in either direction. Default 10m.
+	TunnelIdleTimeout time.Duration
+
 	// TLSConfig is the base TLS configuration for https nodes (root CAs,
 	// client certificates); it is cloned per node with ServerName set to
 	// the node's host. Nil means the system roots, TLS 1.2 or later.
@@ -208,6 +212,7 @@ func (o *Options) normalize() error {
 		{"Deadline", &o.Deadline, 30 * time.Second},
 		{"MaxIdleConnDuration", &o.MaxIdleConnDuration, 4 * time.Second},
 		{"OutlierEjectionTime", &o.OutlierEjectionTime, 10 * time.Second},
+		{"TunnelIdleTimeout", &o.TunnelIdleTimeout, 10 * time.Minute},
 		{"Breaker.Window", &o.Breaker.Window, 10 * time.Second},
 		{"BodyReadGrace", &o.BodyReadGrace, 10 * time.Second},
 		{"Breaker.OpenTimeout", &o.Breaker.OpenTimeout, 5 * time.Second},

@@ -11,7 +11,9 @@
 // sends it through the node's pool under its breaker (breaker.go); a failure
 // may be retried on another node within the retry budget (retry.go); the
 // response goes back with hop-by-hop headers removed (headers.go), streamed
-// when large (streaming.go).
+// when large (streaming.go). An Upgrade request (WebSocket) takes the
+// branch in serve to upgrade.go instead of attempt: its own connection to
+// the node, spliced to the client's after the node's 101.
 //
 // Tables are rebuilt by Run from registry events, never by requests, and
 // swapped with atomic.Pointer.
@@ -56,6 +58,7 @@ type Proxy struct {
 	// it): the body deadlines never extend a request past it.
 	readTimeout atomic.Int64
 	clients     *clientLimiter // nil: no cap
+	tunnels     tunnels        // open Upgrade tunnels (upgrade.go)
 	notices     chan notice
 	metrics     *proxyMetrics // nil when metrics are off
 
@@ -132,6 +135,7 @@ func New(o Options) (*Proxy, error) {
 	if o.Metrics != nil {
 		p.metrics = newProxyMetrics(o.Metrics, p)
 	}
+	p.initTunnels()
 	p.mu.Lock()
 	p.resyncLocked()
 	p.mu.Unlock()
@@ -436,7 +440,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	ex.path, ex.query = path, query
 	var status int
 	if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
-		status = p.proxy(ctx, svc, ex, span, start)
+		if isUpgrade(ctx) {
+			status = p.upgrade(ctx, svc, ex, span, start)
+		} else {
+			status = p.proxy(ctx, svc, ex, span, start)
+		}
 		if slot != nil {
 			slot.Add(-1)
 		}

@@ -352,6 +352,7 @@ var errBareLF = errors.New("gateway: bare LF or CR in a request head")
 type headConn struct {
 	net.Conn
 	inHead atomic.Bool
+	tunnel atomic.Bool // a 101 was written: the connection is a tunnel now
 	// cr is the progress through "\r\n\r\n": 0 none, 1 after CR, 2 after
 	// CRLF, 3 after CRLF CR. Only the reading goroutine uses it.
 	cr uint8
@@ -359,7 +360,7 @@ type headConn struct {
 
 func (c *headConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.inHead.Load() {
+	if n > 0 && c.inHead.Load() && !c.tunnel.Load() {
 		// Only the bytes before the offending one are passed on, with the
 		// error: fasthttp must not parse a head that includes it.
 		if bad := c.scan(p[:n]); bad >= 0 {
@@ -401,6 +402,15 @@ func (c *headConn) scan(b []byte) int {
 }
 
 func (c *headConn) Write(p []byte) (int, error) {
+	if c.tunnel.Load() {
+		return c.Conn.Write(p)
+	}
+	if bytes.HasPrefix(p, strSwitching) {
+		// 101: what follows both ways is another protocol (upgrade.go
+		// writes the head in one write). Nothing is scanned any more.
+		c.tunnel.Store(true)
+		return c.Conn.Write(p)
+	}
 	if !c.inHead.Load() && !bytes.HasPrefix(p, strInterim) {
 		c.cr = 0
 		c.inHead.Store(true)
@@ -408,4 +418,7 @@ func (c *headConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-var strInterim = []byte("HTTP/1.1 1")
+var (
+	strInterim   = []byte("HTTP/1.1 1")
+	strSwitching = []byte("HTTP/1.1 101 ")
+)
