@@ -576,3 +576,48 @@ func TestClusterSharedFile(t *testing.T) {
 		t.Fatalf("b after a's kill -9: %d %s", r.status, r.body)
 	}
 }
+
+// Only the leader probes; its verdicts reach the followers, whose
+// gateways then skip the node it found dead, and take it back when it
+// recovers.
+func TestClusterSharedHealth(t *testing.T) {
+	rs := redistest.Start(t)
+	args := append(redisArgs(rs.URL(0)), "--health-checks=true", "--health-interval", "200ms", "--health-fail", "2", "--health-pass", "1")
+	ins := startRedisCluster(t, 2, args)
+	tok := ins[0].signIn("viewer", "viewer-pass")
+	li := leader(t, ins, tok, 10*time.Second)
+	follower := ins[1-li]
+	good, bad := newUpstream(t, "good"), newUpstream(t, "bad")
+	for _, u := range []*upstream{good, bad} {
+		body := fmt.Sprintf(`{"serviceName":"orders","nodeName":%q,"hostName":"127.0.0.1","port":%d,"timeOut":600,"healthCheckPath":"/health"}`, u.name, u.port)
+		if r := follower.register(body); r.status != 200 {
+			t.Fatalf("register: %d %s", r.status, r.body)
+		}
+	}
+	follower.waitRoutable("orders")
+	badHits := bad.hits.Load()
+	bad.healthStatus.Store(503)
+	eventually(t, 10*time.Second, "the follower's gateway to stop sending to the node the leader found dead", func() bool {
+		before := bad.hits.Load()
+		for range 10 {
+			call(t, "GET", follower.gateway+"/orders/x", "", "")
+		}
+		// Probes of /health count as hits too, but only the leader probes.
+		return bad.hits.Load()-before == 0
+	})
+	r := follower.call("GET", "/api/actuator/upstreams", tok, "")
+	if !strings.Contains(string(r.body), "bad") {
+		t.Fatalf("follower's upstreams report does not show the unhealthy node: %s", r.body)
+	}
+	for range 20 {
+		if r := call(t, "GET", follower.gateway+"/orders/x", "", ""); r.status != 200 || r.header.Get("X-Upstream") != "good" {
+			t.Fatalf("follower routed to %q (%d)", r.header.Get("X-Upstream"), r.status)
+		}
+	}
+	bad.healthStatus.Store(0)
+	eventually(t, 10*time.Second, "the recovered node back in the follower's rotation", func() bool {
+		r := call(t, "GET", follower.gateway+"/orders/x", "", "")
+		return r.header.Get("X-Upstream") == "bad"
+	})
+	t.Logf("bad node hits before the outage: %d", badHits)
+}

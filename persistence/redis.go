@@ -141,6 +141,9 @@ type RedisOptions struct {
 	// OnConfig, if set, is called from Run with the runtime configuration
 	// when another instance changed it (SaveConfig).
 	OnConfig func(data []byte)
+	// OnHealth, if set, is called from Run with a health verdict another
+	// instance (the leader) published (SaveHealth).
+	OnHealth func(HealthVerdict)
 }
 
 // Validate checks the options as given (before defaults), with one line per

@@ -174,4 +174,5 @@ var scriptSources = map[*redis.Script]string{
 	deregisterScript: deregisterSource,
 	reapScript:       reapSource,
 	configScript:     configSource,
+	healthScript:     healthSource,
 }

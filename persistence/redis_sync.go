@@ -88,6 +88,9 @@ func (s *Redis) handleMessage(payload string) {
 		return
 	}
 	switch m.Op {
+	case "health":
+		s.handleHealthMessage(payload)
+		return
 	case "config":
 		if m.Origin != s.o.InstanceID {
 			select {

@@ -19,6 +19,7 @@ import (
 	"github.com/maxine-io/maxine/admin"
 	"github.com/maxine-io/maxine/config"
 	"github.com/maxine-io/maxine/coordination"
+	"github.com/maxine-io/maxine/gateway"
 	"github.com/maxine-io/maxine/observe"
 	"github.com/maxine-io/maxine/persistence"
 	"github.com/maxine-io/maxine/registry"
@@ -100,6 +101,10 @@ type stateBackend struct {
 	storeUp func() bool
 	// run runs the backend's background work until ctx ends.
 	run func(ctx context.Context)
+	// health shares this instance's health verdicts (nil: not shared).
+	health func(service, node string, healthy bool)
+	// proxy is the gateway, set before run: shared verdicts apply to it.
+	proxy atomic.Pointer[gateway.Proxy]
 }
 
 // clusterDeps are the parts of serve a backend reports to.
@@ -186,6 +191,12 @@ func newRedisBackend(o *options, c *clusterSettings, d clusterDeps) (*stateBacke
 	ro := c.redis
 	ro.Registry, ro.Logger = d.reg, d.log
 	ro.OnStoreState = sa.changed
+	var b *stateBackend // set below; OnHealth runs only once Run does
+	ro.OnHealth = func(v persistence.HealthVerdict) {
+		if p := b.proxy.Load(); p != nil {
+			p.SetHealth(v.Service, v.Node, v.Address, v.Healthy)
+		}
+	}
 	ro.OnConfig = func(data []byte) {
 		var st config.Settings
 		if err := json.Unmarshal(data, &st); err != nil {
@@ -239,7 +250,8 @@ func newRedisBackend(o *options, c *clusterSettings, d clusterDeps) (*stateBacke
 	d.metrics.GetOrCreateGauge(`maxine_store_sync_lag_seconds`, func() float64 { return store.LastSyncLag().Seconds() })
 	d.metrics.GetOrCreateGauge(`maxine_store_reseeds_total`, func() float64 { return float64(store.Reseeded()) })
 
-	b := &stateBackend{
+	verdicts := make(chan persistence.HealthVerdict, 4096)
+	b = &stateBackend{
 		mode:      "redis",
 		registrar: store,
 		storeUp:   store.Up,
@@ -268,6 +280,24 @@ func newRedisBackend(o *options, c *clusterSettings, d clusterDeps) (*stateBacke
 			}
 			return err
 		},
+		health: func(service, node string, healthy bool) {
+			// From the gateway's Run goroutine: hand the Redis write to
+			// the backend's own goroutine.
+			if ok, _ := lease.IsLeader(); !ok {
+				return
+			}
+			v := persistence.HealthVerdict{Service: service, Node: node, Healthy: healthy, At: time.Now().UnixMilli()}
+			if snap := d.reg.Snapshot(service); snap != nil {
+				if n := snap.Parent(node); n != nil {
+					v.Address = n.Address
+				}
+			}
+			select {
+			case verdicts <- v:
+			default:
+				d.log.Warn().Str("service", service).Str("node", node).Msg("health verdict not shared: queue full")
+			}
+		},
 		evictor: func(service, node, address string) bool {
 			// Leader-only (only the leader probes), and only the
 			// registration that was probed.
@@ -294,6 +324,8 @@ func newRedisBackend(o *options, c *clusterSettings, d clusterDeps) (*stateBacke
 		run(func() { lease.Run(ctx) })
 		run(func() { members.run(ctx, lo.RenewInterval) })
 		run(func() { reapLoop(ctx, c.reapInterval, lease, store, fenced, d) })
+		run(func() { shareHealth(ctx, verdicts, store, fenced, d) })
+		run(func() { syncHealth(ctx, ro.ResyncInterval, lease, store, b) })
 		wg.Wait()
 	}
 	return b, nil
@@ -530,4 +562,65 @@ func fencedRunner(lease *coordination.Lease) persistence.FencedFunc {
 		}
 		return lease.Fenced(ctx, f.(*redis.Script), keys, args...)
 	}
+}
+
+// shareHealth writes the leader's health verdicts to Redis (fenced: a
+// deposed leader's verdicts are refused) until ctx ends.
+func shareHealth(ctx context.Context, verdicts <-chan persistence.HealthVerdict, store *persistence.Redis, fenced persistence.FencedFunc, d clusterDeps) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case v := <-verdicts:
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := store.SaveHealth(wctx, v, fenced)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn().Err(err).Str("service", v.Service).Str("node", v.Node).Msg("health verdict not shared")
+			}
+		}
+	}
+}
+
+// syncHealth makes a follower's gateway follow the leader's verdicts in
+// Redis every interval, healing any missed message. The leader keeps its
+// own probes' verdicts.
+func syncHealth(ctx context.Context, every time.Duration, lease *coordination.Lease, store *persistence.Redis, b *stateBackend) {
+	if every <= 0 {
+		every = persistence.DefaultRedisResyncInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := b.proxy.Load()
+		if ok, _ := lease.IsLeader(); ok || p == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		list, err := store.LoadHealth(rctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		down := make(map[string]string, len(list))
+		for _, v := range list {
+			down[v.Service+"\n"+v.Node] = v.Address
+		}
+		p.SyncHealth(func(service, node, address string) bool {
+			a, ok := down[service+"\n"+node]
+			return ok && a == address
+		})
+	}
+}
+
+func (b *stateBackend) healthFunc() func(service, node string, healthy bool) {
+	if b == nil {
+		return nil
+	}
+	return b.health
 }

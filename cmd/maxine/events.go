@@ -14,6 +14,9 @@ type eventSink struct {
 	audit  *observe.Audit
 	alerts *observe.Alerts
 	log    zerolog.Logger
+	// onHealth, when set, shares a health verdict with the cluster (the
+	// leader's probes decide for every instance).
+	onHealth func(service, node string, healthy bool)
 }
 
 func (e *eventSink) BreakerChanged(service, node, from, to string) {
@@ -29,6 +32,9 @@ func (e *eventSink) BreakerChanged(service, node, from, to string) {
 
 func (e *eventSink) HealthChanged(service, node string, healthy bool) {
 	e.log.Warn().Str("service", service).Str("node", node).Bool("healthy", healthy).Msg("node health changed")
+	if e.onHealth != nil {
+		e.onHealth(service, node, healthy)
+	}
 }
 
 func (e *eventSink) Evicted(service, node, reason string) {

@@ -450,7 +450,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	settingsStore.Update(func(st *config.Settings) { st.Port = defaults.Port })
 	output.SetPlain(settingsStore.Load().LogFormat == config.PlainLogs)
 	traces := observe.NewTraces(o.traceRing)
-	events := &eventSink{audit: audit, alerts: alerts, log: log}
+	events := &eventSink{audit: audit, alerts: alerts, log: log, onHealth: backend.healthFunc()}
 
 	// Gateway.
 	allow := o.allow
@@ -489,7 +489,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		HealthComponents: func() map[string]any {
 			return healthComponents(localHealth, backend.storeUpFunc(), o, reg)
 		},
-		Audit:             audit, Alerts: alerts, Traces: traces, LogRing: ring, LogDir: logDir,
+		Audit: audit, Alerts: alerts, Traces: traces, LogRing: ring, LogDir: logDir,
 		SetLogFormat:  func(f config.LogFormat) { output.SetPlain(f == config.PlainLogs) },
 		Metrics:       set,
 		PublicMetrics: o.publicMetrics,
@@ -526,6 +526,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		start(func() { reg.Run(done, 100*time.Millisecond) })
 	} else {
 		bctx, bcancel := context.WithCancel(context.Background())
+		backend.proxy.Store(proxy)
 		start(func() { backend.run(bctx) })
 		start(func() { <-done; bcancel() })
 	}
