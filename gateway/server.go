@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -339,6 +340,9 @@ func (l headListener) Accept() (net.Conn, error) {
 	}
 	hc := &headConn{Conn: c}
 	hc.inHead.Store(true)
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsHeadConn{headConn: hc, tc: tc}, nil
+	}
 	return hc, nil
 }
 
