@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 )
@@ -30,9 +29,7 @@ func (l *clientLimiter) acquire(ip netip.Addr) (*atomic.Int32, bool) {
 	if l == nil {
 		return nil, true
 	}
-	b := ip.As16()
-	h := binary.LittleEndian.Uint64(b[:8])*0x9E3779B97F4A7C15 ^ binary.LittleEndian.Uint64(b[8:])*0xC2B2AE3D27D4EB4F
-	c := &l.slots[(h^h>>29)%clientSlots]
+	c := &l.slots[addrHash(ip)%clientSlots]
 	if c.Add(1) > l.max {
 		c.Add(-1)
 		return nil, false

@@ -183,7 +183,11 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	}
 	ex.req.SetRequestURIBytes(ex.uri)
 
-	try := time.Now().Add(p.o.TryTimeout)
+	tt := p.o.TryTimeout
+	if ex.pol != nil {
+		tt = ex.pol.tryTimeout
+	}
+	try := time.Now().Add(tt)
 	if try.After(deadline) {
 		try = deadline
 	}

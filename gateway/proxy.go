@@ -59,6 +59,7 @@ type Proxy struct {
 	readTimeout atomic.Int64
 	clients     *clientLimiter // nil: no cap
 	tunnels     tunnels        // open Upgrade tunnels (upgrade.go)
+	defPol      policy         // the policy of a service that sets none (policy.go)
 	notices     chan notice
 	metrics     *proxyMetrics // nil when metrics are off
 
@@ -79,8 +80,9 @@ type Proxy struct {
 type exchange struct {
 	req      fasthttp.Request
 	table    *serviceTable
-	path     []byte // forwarded path (the client's, prefix-stripped), aliases the request
-	query    []byte // raw query, aliases the request or ServeService's path
+	path     []byte  // forwarded path (the client's, prefix-stripped), aliases the request
+	query    []byte  // raw query, aliases the request or ServeService's path
+	pol      *policy // the service's policy when the request started
 	body     requestBody
 	streamed bool // req's body is body: it cannot be replayed
 	excl     excluding
@@ -98,6 +100,7 @@ const maxTried = maxRetriesLimit + 1 + 8
 func (ex *exchange) reset() {
 	ex.req.Reset()
 	ex.table = nil
+	ex.pol = nil
 	ex.path, ex.query = nil, nil
 	ex.body = requestBody{}
 	ex.streamed = false
@@ -128,6 +131,7 @@ func New(o Options) (*Proxy, error) {
 	p.exchanges.New = func() any { return new(exchange) }
 	p.hostSuffix = []byte(strings.Trim(o.HostSuffix, "."))
 	p.ownHosts = ownHostSet(o.OwnHosts)
+	p.defPol = p.defaultPolicy()
 	if o.MaxRequestsPerClient > 0 {
 		p.clients = newClientLimiter(o.MaxRequestsPerClient)
 	}
@@ -273,13 +277,22 @@ func (p *Proxy) applyBatchLocked(name string, b *eventBatch) bool {
 		}
 		return changed
 	}
-	if svc.table.Load().snap != snap {
+	if prev := svc.table.Load(); prev.snap != snap {
+		setsPolicy := false
 		for _, node := range b.changed {
 			if n := snap.Parent(node); n != nil {
 				p.attach(svc, n)
+				setsPolicy = setsPolicy || upstreamOf(svc, n).policy != nil
 			}
 		}
-		svc.table.Store(&serviceTable{svc: svc, snap: snap})
+		// No node had a policy and none of the changed ones has: the
+		// walk of buildPolicy would find none, so a registration stays
+		// O(1) for a service without policy.
+		pol := prev.pol
+		if pol != nil || setsPolicy {
+			pol = p.buildPolicy(svc, snap, pol)
+		}
+		svc.table.Store(&serviceTable{svc: svc, snap: snap, pol: pol})
 	}
 	for _, n := range b.gone {
 		p.dropIfGone(svc, snap, n)
@@ -314,7 +327,11 @@ func (p *Proxy) applyLocked(name, gone string) bool {
 		for _, n := range snap.Parents {
 			p.attach(svc, n)
 		}
-		svc.table.Store(&serviceTable{svc: svc, snap: snap})
+		var prev *policy
+		if cur != nil {
+			prev = cur.pol
+		}
+		svc.table.Store(&serviceTable{svc: svc, snap: snap, pol: p.buildPolicy(svc, snap, prev)})
 	}
 	if gone != "" {
 		p.dropIfGone(svc, snap, gone)
@@ -504,6 +521,13 @@ func (p *Proxy) pick(t *serviceTable, s config.Strategy, key []byte, ex *exchang
 // proxy runs the attempts of one request and writes the response; it
 // returns the status sent.
 func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time) int {
+	pol := p.policyOf(svc.table.Load())
+	ex.pol = pol
+	if pol.limiter != nil {
+		if wait := pol.limiter.take(clientAddr(ctx)); wait > 0 {
+			return p.rateLimited(ctx, ex, wait)
+		}
+	}
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	svc.budget.onRequest()
@@ -552,9 +576,15 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 		resp := fasthttp.AcquireResponse()
 		resp.Header.SetNoDefaultContentType(true)
 		out := p.attempt(ex, u, resp, deadline)
+		if out == outOK || out == out5xx {
+			// A response: passed on unless its status is one the
+			// service's policy retries (502/503/504 by default).
+			if !pol.retryOn.Has(resp.StatusCode()) {
+				return p.respond(ctx, ex, u, resp)
+			}
+			out = out5xx
+		}
 		switch {
-		case out == outOK:
-			return p.respond(ctx, ex, u, resp)
 		case out == outRejected:
 			finish(u, resp)
 			if ex.ntried == len(ex.tried) {
@@ -578,7 +608,7 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 		// failed, the pool was full) may be repeated whatever its method,
 		// a streamed one too, since not a byte of its body was read.
 		retryable := !out.reached() && !ex.body.read || idem && !ex.streamed
-		if !retryable || retries >= p.o.MaxRetries || ex.ntried == len(ex.tried) || !time.Now().Before(deadline) {
+		if !retryable || retries >= pol.retries || ex.ntried == len(ex.tried) || !time.Now().Before(deadline) {
 			break
 		}
 	}
@@ -610,8 +640,12 @@ func (p *Proxy) noNode(ctx *fasthttp.RequestCtx, pend *fasthttp.Response, u *ups
 // refuse the request.
 func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Context) int {
 	req := &ex.req
+	maxBody := p.o.MaxBodySize
+	if ex.pol != nil {
+		maxBody = ex.pol.maxBody
+	}
 	cl := ctx.Request.Header.ContentLength()
-	if cl > p.o.MaxBodySize {
+	if cl > maxBody {
 		// RFC 9110 §15.5.14. The body is not read, so the connection
 		// cannot be reused.
 		ctx.SetConnectionClose()
@@ -634,7 +668,7 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 	if !ctx.Request.IsBodyStream() {
 		// The body was read by the server (or ServeService's caller).
 		body := ctx.Request.Body()
-		if len(body) > p.o.MaxBodySize {
+		if len(body) > maxBody {
 			ctx.SetConnectionClose()
 			return fasthttp.StatusRequestEntityTooLarge
 		}
@@ -649,7 +683,7 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 	// connection, not one of the node's pooled ones (which 600 slow
 	// clients once exhausted for everybody). Only the rest of a larger
 	// body is streamed, and all of it must keep MinBodyRate.
-	ex.body = requestBody{r: ctx.RequestBodyStream(), left: int64(p.o.MaxBodySize), ctx: ctx,
+	ex.body = requestBody{r: ctx.RequestBodyStream(), left: int64(maxBody), ctx: ctx,
 		start: time.Now(), grace: p.o.BodyReadGrace, rate: int64(p.o.MinBodyRate)}
 	if rt := p.readTimeout.Load(); rt > 0 {
 		ex.body.limit = ctx.Time().Add(time.Duration(rt))
@@ -681,6 +715,21 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 	}
 	ctx.SetConnectionClose()
 	return ex.body.status()
+}
+
+var strRetryAfter = []byte("Retry-After")
+
+// rateLimited answers a request over its service's rate limit: 429 with
+// Retry-After in whole seconds (RFC 6585 §4). A body the client is still
+// sending is not read, so its connection is closed.
+func (p *Proxy) rateLimited(ctx *fasthttp.RequestCtx, ex *exchange, wait time.Duration) int {
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0 {
+		ctx.SetConnectionClose()
+	}
+	status := p.fail(ctx, fasthttp.StatusTooManyRequests)
+	ex.scratch = fasthttp.AppendUint(ex.scratch[:0], retryAfter(wait))
+	ctx.Response.Header.SetCanonical(strRetryAfter, ex.scratch)
+	return status
 }
 
 // Error bodies, JSON as everywhere in Maxine.

@@ -51,6 +51,7 @@ type service struct {
 type serviceTable struct {
 	svc  *service
 	snap *registry.Snapshot
+	pol  *policy // nil: the gateway's defaults (policy.go)
 }
 
 // upstreamOf returns the upstream svc attached to registration n, or nil.
@@ -163,6 +164,10 @@ type upstream struct {
 	ejectedUntil atomic.Int64 // unix nanos until which the node is ejected; 0 = not ejected
 	consecFail   atomic.Int64 // consecutive failed attempts (passive outlier detection)
 	retired      atomic.Bool  // no longer in any table
+
+	// policy is the registration's parsed policy keys (policy.go), nil
+	// when it sets none; written and read only by the writer (Proxy.mu).
+	policy *registry.Policy
 
 	hmu         sync.Mutex // guards the health-check fields below
 	healthPath  string
@@ -288,6 +293,12 @@ func (p *Proxy) attach(svc *service, n *registry.Node) {
 			svc.upstreams = make(map[string]*upstream)
 		}
 		svc.upstreams[n.Parent] = u
+	}
+	// Validated at registration; a record restored from elsewhere that
+	// does not parse sets no policy.
+	u.policy = nil
+	if pol, err := registry.ParsePolicy(n.Metadata); err == nil && pol.Set != 0 {
+		u.policy = &pol
 	}
 	n.Attach(u)
 }

@@ -62,6 +62,9 @@ func TestUnavailableBodiesNameServiceAndReason(t *testing.T) {
 // Naming the service costs no allocation: the bodies are precomputed per
 // reason and the name is appended to the response's pooled body buffer.
 func TestUnavailableBodyAllocs(t *testing.T) {
+	if raceEnabled() {
+		t.Skip("allocation counts are meaningless under -race")
+	}
 	// No fixture: its servers' goroutines would allocate meanwhile, and
 	// AllocsPerRun counts every goroutine's allocations.
 	var p Proxy
