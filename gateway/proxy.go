@@ -6,17 +6,19 @@
 //
 // Following one request: ServeHTTP (this file) validates it and finds the
 // service (routing.go); serve loads the service's immutable table
-// (table.go) and asks lb for a node, skipping nodes whose breaker is open or
-// that are down (all atomics, no lock, no allocation); attempt (forward.go)
-// sends it through the node's pool under its breaker (breaker.go); a failure
-// may be retried on another node within the retry budget (retry.go); the
-// response goes back with hop-by-hop headers removed (headers.go), streamed
-// when large (streaming.go). An Upgrade request (WebSocket) takes the
+// (table.go) with its policy (policy.go: rate limit, answered 429, try
+// timeout, retries, retried statuses, body size) and asks lb for a node,
+// skipping nodes whose breaker is open or that are down (all atomics, no
+// lock, no allocation); attempt (forward.go) sends it through the node's
+// pool under its breaker (breaker.go); a failure may be retried on another
+// node within the retry budget (retry.go); the response goes back with
+// hop-by-hop headers removed (headers.go), streamed when large
+// (streaming.go). An Upgrade request (WebSocket) takes the
 // branch in serve to upgrade.go instead of attempt: its own connection to
 // the node, spliced to the client's after the node's 101.
 //
-// Tables are rebuilt by Run from registry events, never by requests, and
-// swapped with atomic.Pointer.
+// Tables, and the policies on them, are rebuilt by Run from registry
+// events, never by requests, and swapped with atomic.Pointer.
 package gateway
 
 import (

@@ -23,6 +23,7 @@ const (
 	PolicyRateBurst     = "maxine.rateBurst"    // requests, 1–1,000,000; default max(1, rateLimit)
 	PolicyRateLimitKey  = "maxine.rateLimitKey" // "service" (default) or "client"
 	maxPolicyTryTimeout = time.Hour
+	maxPolicyRetries    = 10 // the gateway's own bound (gateway.maxRetriesLimit)
 	maxPolicyRate       = 1e6
 )
 
@@ -91,7 +92,7 @@ func ParsePolicy(md map[string]string) (Policy, error) {
 			p.TryTimeout, p.Set = d, p.Set|SetTryTimeout
 		case PolicyRetries:
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > MaxWeight {
+			if err != nil || n < 0 || n > maxPolicyRetries {
 				return Policy{}, bad(k, "must be an integer from 0 to 10")
 			}
 			p.Retries, p.Set = n, p.Set|SetRetries
