@@ -405,7 +405,7 @@ func TestLogFileRotates(t *testing.T) {
 	dir := t.TempDir()
 	p := startProc(t, dir, nil, "--log-file", "maxine.log", "--log-max-bytes", "4096", "--log-keep", "2",
 		"--audit-max-bytes", "4096", "--audit-keep", "2")
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 150; i++ { // about 35 KB of log lines and 30 KB of audit events
 		body := `{"serviceName":"s","nodeName":"n` + strconv.Itoa(i) + `","hostName":"h","timeOut":60}`
 		if code, _ := p.do("POST", "/api/maxine/serviceops/register", body); code != 200 {
 			t.Fatalf("register: %d", code)
