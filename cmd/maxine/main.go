@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,12 +93,23 @@ type options struct {
 	cluster                                    clusterSettings
 
 	allow *gateway.AllowList // parsed from upstreamAllow by validate
+
+	gatewayTLSAddr, gatewayTLSCert, gatewayTLSKey string
+	upstreamCAFile                                string
+	tlsReloadInterval, tunnelIdleTimeout          time.Duration
+	upstreamTLS                                   *tls.Config // loaded from upstreamCAFile by validate
 }
 
 func defineSettings(o *options, s *settings) {
 	s.String(&o.adminAddr, "admin-addr", "MAXINE_ADMIN_ADDR", ":8080", "admin (control plane) listen address; PORT=<n> means :<n>")
 	s.String(&o.gatewayAddr, "gateway-addr", "MAXINE_GATEWAY_ADDR", ":8000", "gateway (data plane) listen address")
 	s.Bool(&o.gatewayEnabled, "gateway", "MAXINE_GATEWAY_ENABLED", true, "serve the gateway listener")
+	s.String(&o.gatewayTLSAddr, "gateway-tls-addr", "MAXINE_GATEWAY_TLS_ADDR", "", "gateway TLS listen address, beside the cleartext one (empty = no TLS listener; needs the cert and key files)")
+	s.String(&o.gatewayTLSCert, "gateway-tls-cert-file", "MAXINE_GATEWAY_TLS_CERT_FILE", "", "PEM certificate (leaf first, then intermediates) of the gateway TLS listener; reloaded on SIGHUP and when the file changes")
+	s.String(&o.gatewayTLSKey, "gateway-tls-key-file", "MAXINE_GATEWAY_TLS_KEY_FILE", "", "PEM private key of the gateway TLS listener; reloaded with the certificate")
+	s.Duration(&o.tlsReloadInterval, "gateway-tls-reload-interval", "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL", 5*time.Second, "how often the TLS certificate and key files are checked for changes")
+	s.String(&o.upstreamCAFile, "upstream-ca-file", "MAXINE_UPSTREAM_CA_FILE", "", "PEM CA bundle trusted for https nodes (ssl: true), beside the system roots; nodes' certificates are always verified")
+	s.Duration(&o.tunnelIdleTimeout, "tunnel-idle-timeout", "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT", 10*time.Minute, "close an Upgrade (WebSocket) tunnel after this long with no byte either way")
 	s.String(&o.dataDir, "data-dir", "MAXINE_DATA_DIR", "./data", "directory for the state file, credentials, audit log and log files")
 	s.String(&o.stateMode, "state-mode", "MAXINE_REGISTRY_STATE_MODE", "local", "registry state mode: local (one instance, state file in the data dir), shared-file (instances share one state file under flock) or redis (instances share Redis, with a fenced leader)")
 	s.String(&o.redisURL, "redis-url", "MAXINE_REGISTRY_REDIS_URL", "", "Redis URL for state mode redis: redis://[user:password@]host:port[/db] or rediss:// for TLS")
@@ -235,6 +247,11 @@ func (o *options) validate() error {
 		{o.auditMaxBytes >= 4096 && o.auditKeep >= 1, "MAXINE_AUDIT_MAX_BYTES (--audit-max-bytes) must be at least 4096 and MAXINE_AUDIT_KEEP (--audit-keep) at least 1"},
 		{o.signinPerMinute > 0, "MAXINE_SIGNIN_RATE (--signin-rate) must be positive"},
 		{o.drainTimeout >= 0 && o.drainDelay >= 0, "MAXINE_DRAIN_TIMEOUT and MAXINE_DRAIN_DELAY must not be negative"},
+		{o.gatewayTLSAddr == "" || o.gatewayTLSCert != "" && o.gatewayTLSKey != "", "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) needs MAXINE_GATEWAY_TLS_CERT_FILE (--gateway-tls-cert-file) and MAXINE_GATEWAY_TLS_KEY_FILE (--gateway-tls-key-file)"},
+		{o.gatewayTLSAddr != "" || o.gatewayTLSCert == "" && o.gatewayTLSKey == "", "MAXINE_GATEWAY_TLS_CERT_FILE and MAXINE_GATEWAY_TLS_KEY_FILE are set but MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) is not"},
+		{o.gatewayTLSAddr == "" || o.gatewayEnabled, "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) needs the gateway enabled (MAXINE_GATEWAY_ENABLED)"},
+		{o.tlsReloadInterval > 0, "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL (--gateway-tls-reload-interval) must be positive"},
+		{o.tunnelIdleTimeout > 0, "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT (--tunnel-idle-timeout) must be positive"},
 		{o.logFile == "" || (!strings.ContainsAny(o.logFile, `/\`) && o.logFile != ".." && o.logFile != "."), "MAXINE_LOG_FILE (--log-file) must be a plain file name"},
 	}
 	for _, c := range checks {
@@ -254,6 +271,7 @@ func (o *options) validate() error {
 	}{
 		{o.adminAddr, "MAXINE_ADMIN_ADDR (--admin-addr)", false},
 		{o.gatewayAddr, "MAXINE_GATEWAY_ADDR (--gateway-addr)", !o.gatewayEnabled},
+		{o.gatewayTLSAddr, "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr)", true},
 		{o.pprofAddr, "MAXINE_PPROF_ADDR (--pprof-addr)", true},
 	} {
 		if a.addr == "" && a.optional {
@@ -264,6 +282,14 @@ func (o *options) validate() error {
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("%s %q: the port must be a number from 0 to 65535", a.what, a.addr)
 		}
+	}
+	o.upstreamTLS = nil
+	if o.upstreamCAFile != "" {
+		cfg, err := gateway.UpstreamTLSConfig(o.upstreamCAFile)
+		if err != nil {
+			return fmt.Errorf("MAXINE_UPSTREAM_CA_FILE (--upstream-ca-file): %w", err)
+		}
+		o.upstreamTLS = cfg
 	}
 	o.allow = nil
 	if cidrs := splitList(o.upstreamAllow); len(cidrs) > 0 {
@@ -327,6 +353,17 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			return fmt.Errorf("MAXINE_GATEWAY_ADDR (--gateway-addr) %s: %w", o.gatewayAddr, err)
 		}
 		defer gwLn.Close()
+	}
+	var tlsLn net.Listener
+	var keyPair *gateway.KeyPair
+	if o.gatewayTLSAddr != "" {
+		if keyPair, err = gateway.LoadKeyPair(o.gatewayTLSCert, o.gatewayTLSKey); err != nil {
+			return configError{fmt.Errorf("MAXINE_GATEWAY_TLS_CERT_FILE / MAXINE_GATEWAY_TLS_KEY_FILE: %w", err)}
+		}
+		if tlsLn, err = net.Listen("tcp", o.gatewayTLSAddr); err != nil {
+			return fmt.Errorf("MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) %s: %w", o.gatewayTLSAddr, err)
+		}
+		defer tlsLn.Close()
 	}
 	var pprofLn net.Listener
 	if o.pprofAddr != "" {
@@ -469,6 +506,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			FailThreshold: o.healthFail, PassThreshold: o.healthPass, Evict: o.healthEvict,
 			Leader: backend.leaderFunc(), Evictor: backend.evictorFunc()},
 		OutlierConsecutive5xx: o.outlier5xx,
+		TLSConfig:             o.upstreamTLS,
+		TunnelIdleTimeout:     o.tunnelIdleTimeout,
 		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Logger: log,
 	})
 	if err != nil {
@@ -482,7 +521,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		Registry: reg, Settings: settingsStore, Auth: authority,
 		SignInLimiter:     auth.NewRateLimiter(o.signinPerMinute, 10, 100_000, time.Now),
 		RegistrationToken: o.registrationToken,
-		OwnListeners:      []string{adminLn.Addr().String(), addrOf(gwLn)},
+		OwnListeners:      ownListeners(adminLn, gwLn, tlsLn),
 		Proxy:             proxy,
 		Upstreams:         func() any { return proxy.Upstreams() },
 		Ready:             lc.ready,
@@ -570,8 +609,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 
 	adminSrv := adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
 		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
-	var gwSrv *fasthttp.Server
-	serveErr := make(chan error, 2)
+	var gwSrv, tlsSrv *fasthttp.Server
+	serveErr := make(chan error, 3)
 	// gateway.Listener: a request head with a bare LF is refused at once,
 	// on both listeners alike.
 	go func() { serveErr <- adminSrv.Serve(gateway.Listener(adminLn)) }()
@@ -580,17 +619,34 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
 		go func() { serveErr <- gwSrv.Serve(gateway.Listener(gwLn)) }()
 	}
+	if tlsLn != nil {
+		tlsSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes,
+			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
+		go func() { serveErr <- tlsSrv.Serve(gateway.TLSListener(tlsLn, gateway.ServerTLSConfig(keyPair))) }()
+		start(func() { keyPair.Watch(done, o.tlsReloadInterval, &log) })
+		log.Info().Str("gatewayTLS", tlsLn.Addr().String()).Str("subject", keyPair.Subject()).Time("notAfter", keyPair.NotAfter()).Msg("gateway TLS listener")
+	}
 	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("stateMode", o.stateMode).Str("version", version).Msg("maxine started")
 
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP reloads the TLS certificate and never stops the process
+	// (Go's default for an unhandled SIGHUP is to exit).
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	var runErr error
-	select {
-	case sig := <-sigs:
-		log.Info().Str("signal", sig.String()).Dur("drainTimeout", o.drainTimeout).Msg("shutting down: draining")
-	case runErr = <-serveErr:
-		log.Error().Err(runErr).Msg("listener failed")
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reloadOnHUP(keyPair, log)
+				continue
+			}
+			log.Info().Str("signal", sig.String()).Dur("drainTimeout", o.drainTimeout).Msg("shutting down: draining")
+		case runErr = <-serveErr:
+			log.Error().Err(runErr).Msg("listener failed")
+		}
+		break wait
 	}
 
 	// Drain: readiness goes DOWN first, then the listeners stop accepting
@@ -602,7 +658,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range []*fasthttp.Server{gwSrv, adminSrv} {
+	for _, srv := range []*fasthttp.Server{gwSrv, tlsSrv, adminSrv} {
 		if srv == nil {
 			continue
 		}
@@ -615,6 +671,11 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		}(srv)
 	}
 	wg.Wait()
+	// Upgrade tunnels are no server's connections any more: they get
+	// what is left of the drain timeout, then are closed.
+	if n := proxy.CloseTunnels(ctx); n > 0 {
+		log.Warn().Int("tunnels", n).Msg("drain timeout: closing open tunnels")
+	}
 	close(done)
 	bg.Wait()
 	reg.Unsubscribe(sub)
