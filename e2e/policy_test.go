@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,4 +83,37 @@ func TestGatewayPerServicePolicy(t *testing.T) {
 	eventually(t, 5*time.Second, "the limit to be lifted", func() bool {
 		return call(t, "GET", in.gateway+"/fast/x", "", "").status == 200
 	})
+}
+
+// TestClusterPolicyPerInstance: policy travels with the registration, so
+// an instance that did not take the registration (shared-file mode)
+// applies it too; rate limits are per instance, so each of the two
+// admits its own burst (1) and then answers 429.
+func TestClusterPolicyPerInstance(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "shared-state.json")
+	args := []string{"--state-mode", "shared-file", "--shared-file", file, "--shared-poll-interval", "200ms", "--health-checks=false"}
+	a := start(t, "", nil, append(args, "--instance-id", "a")...)
+	b := start(t, "", nil, append(args, "--instance-id", "b")...)
+	up := newUpstream(t, "orders-up")
+	if r := a.register(withMetadata(up.registration("orders", "o1"), `"maxine.rateLimit":"0.001","maxine.rateBurst":"1"`)); r.status != 200 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	for _, in := range []*instance{a, b} {
+		ok := 0
+		eventually(t, 10*time.Second, "instance "+in.gateway+" to limit orders", func() bool {
+			switch r := call(t, "GET", in.gateway+"/orders/x", "", ""); r.status {
+			case 200:
+				ok++
+			case 429:
+				return true
+			case 404, 503: // not yet seen by this instance
+			default:
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+			return false
+		})
+		if ok != 1 {
+			t.Errorf("instance %s admitted %d requests before 429, want its own burst of 1", in.gateway, ok)
+		}
+	}
 }
