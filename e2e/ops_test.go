@@ -264,12 +264,14 @@ func TestHealthEviction(t *testing.T) {
 		_, ok := in.servers(viewer)["sick"]
 		return !ok
 	})
-	if r := in.call("GET", "/api/actuator/audit", viewer, ""); !strings.Contains(string(r.body), `"eviction"`) {
-		t.Fatalf("eviction not audited: %s", r.body)
-	}
-	if r := in.call("GET", "/api/actuator/alerts", viewer, ""); !strings.Contains(string(r.body), "node_evicted") {
-		t.Fatalf("no node_evicted alert: %s", r.body)
-	}
+	// The audit event and the alert are delivered by the gateway's Run
+	// goroutine, just after the registry change.
+	eventually(t, 5*time.Second, "eviction audited", func() bool {
+		return strings.Contains(string(in.call("GET", "/api/actuator/audit", viewer, "").body), `"eviction"`)
+	})
+	eventually(t, 5*time.Second, "node_evicted alert", func() bool {
+		return strings.Contains(string(in.call("GET", "/api/actuator/alerts", viewer, "").body), "node_evicted")
+	})
 }
 
 func TestHangingWebhookBlocksNothing(t *testing.T) {
