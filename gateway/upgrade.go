@@ -365,33 +365,41 @@ func (t *tunnel) run(c net.Conn) {
 
 // copy moves bytes from src (read through r) to dst until either fails or
 // the tunnel has been idle both ways for TunnelIdleTimeout.
+//
+// Deadlines are not moved per read or write (each move is a runtime timer
+// update, measurable on a ping-pong tunnel): the read deadline is set once
+// and, when it passes, moved to idle after the last byte either way if
+// the tunnel was active meanwhile; the write deadline is moved only once
+// half of it is used up.
 func (t *tunnel) copy(dst net.Conn, r io.Reader, src net.Conn) {
 	idle := t.p.o.TunnelIdleTimeout
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
+	if !t.setDeadline(src.SetReadDeadline, time.Unix(0, t.last.Load()).Add(idle)) {
+		return
+	}
+	var wdl time.Time
 	for {
-		// Under mu, so that close's past deadline is never overwritten.
-		t.mu.Lock()
-		if t.ended {
-			t.mu.Unlock()
-			return
-		}
-		src.SetReadDeadline(time.Unix(0, t.last.Load()).Add(idle))
-		t.mu.Unlock()
 		n, err := r.Read(buf)
 		if n > 0 {
 			now := time.Now()
 			t.last.Store(now.UnixNano())
-			dst.SetWriteDeadline(now.Add(idle))
+			if wdl.Sub(now) < idle/2 {
+				wdl = now.Add(idle)
+				if !t.setDeadline(dst.SetWriteDeadline, wdl) {
+					return
+				}
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
 		if err != nil {
-			// A read deadline passes while the other direction is busy:
-			// the tunnel is not idle, wait again.
-			if isTimeout(err) && !t.isEnded() && time.Now().Before(time.Unix(0, t.last.Load()).Add(idle)) {
+			// The read deadline passed while the other direction was
+			// busy: the tunnel is not idle, wait again.
+			next := time.Unix(0, t.last.Load()).Add(idle)
+			if isTimeout(err) && time.Now().Before(next) && t.setDeadline(src.SetReadDeadline, next) {
 				continue
 			}
 			return
@@ -399,13 +407,19 @@ func (t *tunnel) copy(dst net.Conn, r io.Reader, src net.Conn) {
 	}
 }
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (t *tunnel) isEnded() bool {
+// setDeadline moves a deadline unless the tunnel has ended, under mu so
+// that close's past deadline is never overwritten.
+func (t *tunnel) setDeadline(set func(time.Time) error, d time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.ended
+	if t.ended {
+		return false
+	}
+	set(d)
+	return true
 }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // close stops both directions: their blocked reads and writes fail at
 // once. The connections themselves are closed by end and fasthttp.
