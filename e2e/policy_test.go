@@ -44,10 +44,11 @@ func TestGatewayPerServicePolicy(t *testing.T) {
 		t.Fatalf("register fast: %d %s", r.status, r.body)
 	}
 	in.waitRoutable("fast")
-	if r := call(t, "GET", in.gateway+"/slow/x", "", ""); r.status != 504 {
+	// 504; 502 if a loaded machine spent the 100ms before connecting.
+	if r := call(t, "GET", in.gateway+"/slow/x", "", ""); r.status != 504 && r.status != 502 {
 		t.Errorf("slow service: %d %s, want 504 after its 100ms try timeout", r.status, r.body)
 	}
-	if n := slowUp.hits.Load(); n != 1 {
+	if n := slowUp.hits.Load(); n > 1 {
 		t.Errorf("slow's node saw %d requests, want 1 (retries=0)", n)
 	}
 

@@ -171,7 +171,9 @@ func (l *rateLimiter) take(ip netip.Addr) time.Duration {
 		b = &l.buckets[addrHash(ip)%rateClientSlots]
 	}
 	now := int64(time.Since(l.base))
-	for range 64 {
+	for {
+		// Lock-free: a failed swap means another request took a token,
+		// so the loop ends for somebody on every round.
 		old := b.Load()
 		tat := max(old, now)
 		next := tat + l.interval
@@ -182,9 +184,6 @@ func (l *rateLimiter) take(ip netip.Addr) time.Duration {
 			return 0
 		}
 	}
-	// Heavy contention on one bucket: admitting without a token would
-	// loosen the limit, so the request is refused for one interval.
-	return time.Duration(l.interval)
 }
 
 // addrHash spreads client addresses over fixed tables (clientLimiter,

@@ -36,8 +36,8 @@ func blockingHandler(release <-chan struct{}) http.HandlerFunc {
 // services whose registrations carry different policies, through the real
 // Proxy with Run and real nodes on loopback. "strict" (a 50ms try timeout,
 // no retries, a rate limit of 3 requests and then one per 1000 s) answers
-// 3 requests 504 (its nodes never answer in time) and the rest 429 with
-// Retry-After; "lenient" (the gateway's 5s try timeout, no limit) answers
+// 3 requests 504 (its nodes never answer) and the rest 429 with
+// Retry-After; "lenient" (a 9s try timeout, no limit) answers
 // all of them 200 once its node is released. Nothing here depends on the
 // clock beyond the try timeout firing before the node is released.
 func TestPolicyTwoServicesDiffer(t *testing.T) {
@@ -107,12 +107,14 @@ func TestPolicyTwoServicesDiffer(t *testing.T) {
 	if got := count["lenient"]; got[http.StatusOK] != n {
 		t.Errorf("lenient: statuses %v, want %d × 200", got, n)
 	}
-	if got := count["strict"]; got[http.StatusGatewayTimeout] != 3 || got[http.StatusTooManyRequests] != n-3 {
-		t.Errorf("strict: statuses %v, want 3 × 504 and %d × 429", got, n-3)
+	// The 3 admitted requests time out: 504, or 502 when a loaded
+	// machine spends the 50ms before the connection is even made.
+	if got := count["strict"]; got[http.StatusGatewayTimeout]+got[http.StatusBadGateway] != 3 || got[http.StatusTooManyRequests] != n-3 {
+		t.Errorf("strict: statuses %v, want 3 × 504 (or 502) and %d × 429", got, n-3)
 	}
-	// retries=0: each admitted request reached exactly one node.
-	if hits := strictA.hits.Load() + strictB.hits.Load(); hits != 3 {
-		t.Errorf("strict's nodes saw %d requests, want 3 (no retries)", hits)
+	// retries=0: no admitted request was sent to a second node.
+	if hits := strictA.hits.Load() + strictB.hits.Load(); hits > 3 {
+		t.Errorf("strict's nodes saw %d requests, want at most 3 (no retries)", hits)
 	}
 }
 
