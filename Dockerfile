@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Maxine container image: a static build on a minimal non-root runtime.
 #
 #   docker build -t maxine .
