@@ -164,8 +164,12 @@ func (l *rateLimiter) same(o *rateLimiter) bool {
 }
 
 // take takes a token for a request from ip and returns 0, or, when the
-// bucket is empty, how long until a token is due.
+// bucket is empty, how long until a token is due. A nil limiter admits
+// everything.
 func (l *rateLimiter) take(ip netip.Addr) time.Duration {
+	if l == nil {
+		return 0
+	}
 	b := &l.buckets[0]
 	if l.perCl {
 		b = &l.buckets[addrHash(ip)%rateClientSlots]

@@ -358,3 +358,24 @@ func TestHotPathAllocsWithPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyRateLimitsUpgrades: an Upgrade (WebSocket) handshake counts
+// against its service's rate limit like any request, so a tunnel cannot
+// be used to get around it.
+func TestPolicyRateLimitsUpgrades(t *testing.T) {
+	f := newFixture(t, nil)
+	b := startBackend(t, "n", nil)
+	f.register("svc", "n", b, 1, withMeta(map[string]string{"maxine.rateLimit": "0.001", "maxine.rateBurst": "1"}))
+	f.waitNodes("svc", 1)
+	if s, _, _ := f.do("GET", "/svc/x", nil, nil); s != 200 {
+		t.Fatalf("first request: %d", s)
+	}
+	line := f.rawRequest("GET /svc/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if !strings.HasPrefix(line, "HTTP/1.1 429") {
+		t.Errorf("upgrade over the limit: %q, want 429", line)
+	}
+	if n := b.hits.Load(); n != 1 {
+		t.Errorf("node saw %d requests, want only the first", n)
+	}
+}

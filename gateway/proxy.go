@@ -457,8 +457,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	span := p.startSpan(ctx)
 	ex := p.exchanges.Get().(*exchange)
 	ex.path, ex.query = path, query
+	// The service's policy as the request starts (policy.go); its rate
+	// limit covers Upgrade handshakes too.
+	ex.pol = p.policyOf(svc.table.Load())
 	var status int
-	if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
+	if wait := ex.pol.limiter.take(clientAddr(ctx)); wait > 0 {
+		status = p.rateLimited(ctx, ex, wait)
+	} else if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
 		if isUpgrade(ctx) {
 			status = p.upgrade(ctx, svc, ex, span, start)
 		} else {
@@ -523,13 +528,7 @@ func (p *Proxy) pick(t *serviceTable, s config.Strategy, key []byte, ex *exchang
 // proxy runs the attempts of one request and writes the response; it
 // returns the status sent.
 func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time) int {
-	pol := p.policyOf(svc.table.Load())
-	ex.pol = pol
-	if pol.limiter != nil {
-		if wait := pol.limiter.take(clientAddr(ctx)); wait > 0 {
-			return p.rateLimited(ctx, ex, wait)
-		}
-	}
+	pol := ex.pol // set by serve
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	svc.budget.onRequest()
