@@ -83,6 +83,10 @@ type Options struct {
 	// TunnelIdleTimeout closes an Upgrade tunnel (WebSocket) after this
 	// long without a byte in either direction. Default 10m.
 	TunnelIdleTimeout time.Duration
+	// MaxTunnels bounds the Upgrade tunnels open at once (each holds two
+	// connections, two goroutines and 64 KiB of buffers); more upgrades
+	// get 503. Default 10000; negative means no bound.
+	MaxTunnels int
 
 	// TLSConfig is the base TLS configuration for https nodes (root CAs,
 	// client certificates); it is cloned per node with ServerName set to
@@ -258,6 +262,12 @@ func (o *Options) normalize() error {
 		o.MaxRetries = 0
 	case o.MaxRetries > maxRetriesLimit:
 		return fmt.Errorf("gateway: MaxRetries must be at most %d, got %d", maxRetriesLimit, o.MaxRetries)
+	}
+	switch {
+	case o.MaxTunnels == 0:
+		o.MaxTunnels = 10000
+	case o.MaxTunnels < 0:
+		o.MaxTunnels = 0 // no bound
 	}
 	switch {
 	case o.MaxRequestsPerClient == 0:

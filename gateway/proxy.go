@@ -465,7 +465,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 		status = p.rateLimited(ctx, ex, wait)
 	} else if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
 		if isUpgrade(ctx) {
-			status = p.upgrade(ctx, svc, ex, span, start)
+			// An open tunnel keeps the client's slot (upgrade takes it).
+			status = p.upgrade(ctx, svc, ex, span, start, &slot)
 		} else {
 			status = p.proxy(ctx, svc, ex, span, start)
 		}

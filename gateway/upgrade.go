@@ -88,14 +88,19 @@ type tunnel struct {
 	client net.Conn // the hijacked connection, once run has it
 	ended  bool     // close was called
 
+	slot *atomic.Int32 // the client's request slot, given back by end; may be nil
+
 	last atomic.Int64 // unix nanos of the last byte either way
 	done chan struct{}
 }
 
 // upgrade runs the handshake of an upgrade request to svc and answers it:
 // 101 and a hijack, the node's own refusal, or the gateway's error. It
-// returns the status sent.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time) int {
+// returns the status sent. slot is the client's request slot
+// (MaxRequestsPerClient): an open tunnel takes it over (setting *slot to
+// nil) and gives it back when it ends, so a client's tunnels count
+// against its cap for as long as they are open.
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time, slot **atomic.Int32) int {
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	p.tunnels.mu.Lock()
@@ -103,6 +108,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 	p.tunnels.mu.Unlock()
 	if closing {
 		ctx.SetConnectionClose()
+		return p.fail(ctx, fasthttp.StatusServiceUnavailable)
+	}
+	if p.o.MaxTunnels > 0 && p.tunnels.active.Load() >= int64(p.o.MaxTunnels) {
 		return p.fail(ctx, fasthttp.StatusServiceUnavailable)
 	}
 	svc.budget.onRequest()
@@ -126,6 +134,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 		key = p.hashKey(ctx, ex)
 	}
 	deadline := start.Add(p.o.Deadline)
+	maxRetries := p.o.MaxRetries
+	if ex.pol != nil {
+		maxRetries = ex.pol.retries
+	}
 	retries := 0
 	last := outcome(0)
 	tried := false
@@ -156,6 +168,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 		tun, out := p.handshake(ex, u, resp, deadline)
 		switch {
 		case out == outOK && tun != nil:
+			tun.slot, *slot = *slot, nil
 			status := p.hijack(ctx, ex, tun, resp, span)
 			fasthttp.ReleaseResponse(resp)
 			return status
@@ -185,7 +198,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 		tried, last = true, out
 		// Only an attempt that never reached its node may go to another:
 		// an upgrade that reached one may have started something there.
-		if out.reached() || retries >= p.o.MaxRetries || ex.ntried == len(ex.tried) || !time.Now().Before(deadline) {
+		if out.reached() || retries >= maxRetries || ex.ntried == len(ex.tried) || !time.Now().Before(deadline) {
 			break
 		}
 	}
@@ -215,7 +228,11 @@ func (p *Proxy) handshake(ex *exchange, u *upstream, resp *fasthttp.Response, de
 	// Parsed, so that Write sends the origin form and the node's Host,
 	// as the pool does.
 	ex.req.URI()
-	try := time.Now().Add(p.o.TryTimeout)
+	tt := p.o.TryTimeout
+	if ex.pol != nil {
+		tt = ex.pol.tryTimeout // the service's policy (policy.go)
+	}
+	try := time.Now().Add(tt)
 	if try.After(deadline) {
 		try = deadline
 	}
@@ -439,6 +456,9 @@ func (t *tunnel) end() {
 	t.close()
 	t.up.Close()
 	t.u.inFlight.Add(-1)
+	if t.slot != nil {
+		t.slot.Add(-1)
+	}
 	p := t.p
 	p.tunnels.mu.Lock()
 	delete(p.tunnels.open, t)

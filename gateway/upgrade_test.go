@@ -352,3 +352,52 @@ func TestWebSocketServeService(t *testing.T) {
 		t.Fatalf("node saw %q", got)
 	}
 }
+
+// TestTunnelCaps: an open tunnel is a request in progress for its
+// client's cap (MaxRequestsPerClient), and MaxTunnels bounds the tunnels
+// of the gateway; beyond either, upgrades are refused before a node is
+// dialled.
+func TestTunnelCaps(t *testing.T) {
+	t.Run("per client", func(t *testing.T) {
+		f := newFixture(t, func(o *Options) { o.MaxRequestsPerClient = 1 })
+		e := startWSEcho(t, "n1")
+		f.register("ws", "n1", e.backend, 1, nil)
+		f.waitNodes("ws", 1)
+		addr := listenerServer(t, f)
+		c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
+		if err != nil {
+			t.Fatalf("first tunnel: %v %v", err, resp)
+		}
+		echo(t, c, websocket.TextMessage, []byte("x"))
+		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("second tunnel of the same client: %v %v", err, resp)
+		}
+		hits := e.hits.Load()
+		if status, _, _ := f.do("GET", "/ws/plain", nil, nil); status != http.StatusTooManyRequests {
+			t.Fatalf("request beside a tunnel at the cap: %d", status)
+		}
+		if e.hits.Load() != hits {
+			t.Fatal("a refused upgrade reached the node")
+		}
+		c.Close()
+		waitFor(t, "the tunnel to end", func() bool { return f.p.Tunnels() == 0 })
+		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err != nil {
+			t.Fatalf("tunnel after the first ended: %v %v", err, resp)
+		}
+	})
+	t.Run("gateway", func(t *testing.T) {
+		f := newFixture(t, func(o *Options) { o.MaxTunnels = 1 })
+		e := startWSEcho(t, "n1")
+		f.register("ws", "n1", e.backend, 1, nil)
+		f.waitNodes("ws", 1)
+		addr := listenerServer(t, f)
+		c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
+		if err != nil {
+			t.Fatalf("first tunnel: %v %v", err, resp)
+		}
+		echo(t, c, websocket.TextMessage, []byte("x"))
+		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("tunnel over MaxTunnels: %v %v", err, resp)
+		}
+	})
+}

@@ -97,6 +97,7 @@ type options struct {
 	gatewayTLSAddr, gatewayTLSCert, gatewayTLSKey string
 	upstreamCAFile                                string
 	tlsReloadInterval, tunnelIdleTimeout          time.Duration
+	maxTunnels                                    int
 	upstreamTLS                                   *tls.Config // loaded from upstreamCAFile by validate
 }
 
@@ -110,6 +111,7 @@ func defineSettings(o *options, s *settings) {
 	s.Duration(&o.tlsReloadInterval, "gateway-tls-reload-interval", "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL", 5*time.Second, "how often the TLS certificate and key files are checked for changes")
 	s.String(&o.upstreamCAFile, "upstream-ca-file", "MAXINE_UPSTREAM_CA_FILE", "", "PEM CA bundle trusted for https nodes (ssl: true), beside the system roots; nodes' certificates are always verified")
 	s.Duration(&o.tunnelIdleTimeout, "tunnel-idle-timeout", "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT", 10*time.Minute, "close an Upgrade (WebSocket) tunnel after this long with no byte either way")
+	s.Int(&o.maxTunnels, "max-tunnels", "MAXINE_GATEWAY_MAX_TUNNELS", 10000, "Upgrade (WebSocket) tunnels open at once per instance (then 503; about 64 KiB of buffers each); each also counts as a request in progress of its client")
 	s.String(&o.dataDir, "data-dir", "MAXINE_DATA_DIR", "./data", "directory for the state file, credentials, audit log and log files")
 	s.String(&o.stateMode, "state-mode", "MAXINE_REGISTRY_STATE_MODE", "local", "registry state mode: local (one instance, state file in the data dir), shared-file (instances share one state file under flock) or redis (instances share Redis, with a fenced leader)")
 	s.String(&o.redisURL, "redis-url", "MAXINE_REGISTRY_REDIS_URL", "", "Redis URL for state mode redis: redis://[user:password@]host:port[/db] or rediss:// for TLS")
@@ -252,6 +254,7 @@ func (o *options) validate() error {
 		{o.gatewayTLSAddr == "" || o.gatewayEnabled, "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) needs the gateway enabled (MAXINE_GATEWAY_ENABLED)"},
 		{o.tlsReloadInterval > 0, "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL (--gateway-tls-reload-interval) must be positive"},
 		{o.tunnelIdleTimeout > 0, "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT (--tunnel-idle-timeout) must be positive"},
+		{o.maxTunnels > 0, "MAXINE_GATEWAY_MAX_TUNNELS (--max-tunnels) must be positive"},
 		{o.logFile == "" || (!strings.ContainsAny(o.logFile, `/\`) && o.logFile != ".." && o.logFile != "."), "MAXINE_LOG_FILE (--log-file) must be a plain file name"},
 	}
 	for _, c := range checks {
@@ -508,6 +511,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		OutlierConsecutive5xx: o.outlier5xx,
 		TLSConfig:             o.upstreamTLS,
 		TunnelIdleTimeout:     o.tunnelIdleTimeout,
+		MaxTunnels:            o.maxTunnels,
 		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Logger: log,
 	})
 	if err != nil {
