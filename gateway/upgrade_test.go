@@ -401,3 +401,35 @@ func TestTunnelCaps(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeHandshakeCountsForBreaker: handshakes the node answers 503
+// are failures for its breaker, which opens; the next upgrade is then
+// answered by the gateway without reaching the node.
+func TestUpgradeHandshakeCountsForBreaker(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Breaker.ConsecutiveFailures = 2
+		o.Breaker.OpenTimeout = time.Hour
+		o.MaxRetries = -1
+	})
+	b := startBackend(t, "n1", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	f.register("ws", "n1", b, 1, nil)
+	f.waitNodes("ws", 1)
+	addr := listenerServer(t, f)
+	for i := 0; i < 2; i++ {
+		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("handshake %d: %v %v", i, err, resp)
+		}
+	}
+	if state, _, _ := f.p.NodeStatus("ws", "n1"); state != "open" {
+		t.Fatalf("breaker %q after two failed handshakes, want open", state)
+	}
+	hits := b.hits.Load()
+	if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade with the breaker open: %v %v", err, resp)
+	}
+	if b.hits.Load() != hits {
+		t.Fatal("the node was reached with its breaker open")
+	}
+}
