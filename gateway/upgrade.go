@@ -274,16 +274,23 @@ func (p *Proxy) exchangeUpgrade(ex *exchange, u *upstream, c *nodeConn, resp *fa
 		return nil, transportOutcome(err)
 	}
 	br := bufio.NewReaderSize(conn, 16<<10)
-	// Interim 100 Continue heads may precede the answer; a few at most.
+	// Interim heads (100 Continue, 103 Early Hints) may precede the
+	// answer: skipped, a few at most (RFC 9110 §15.2).
 	for i := 0; ; i++ {
 		if err := resp.Header.Read(br); err != nil {
 			conn.Close()
 			return nil, transportOutcome(err)
 		}
-		if resp.StatusCode() != fasthttp.StatusContinue || i == 3 {
+		sc := resp.StatusCode()
+		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols {
 			break
 		}
+		if i == 8 {
+			conn.Close()
+			return nil, outBroken
+		}
 		resp.Header.Reset()
+		resp.Header.SetNoDefaultContentType(true)
 	}
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		t := &tunnel{p: p, u: u, up: conn, upr: br, done: make(chan struct{})}

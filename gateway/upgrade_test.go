@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -431,5 +432,65 @@ func TestUpgradeHandshakeCountsForBreaker(t *testing.T) {
 	}
 	if b.hits.Load() != hits {
 		t.Fatal("the node was reached with its breaker open")
+	}
+}
+
+// rawUpgradeNode is a node speaking a made-up upgraded protocol ("echo")
+// by hand: it sends interim heads first (100 Continue, 103 Early Hints),
+// then 101, then echoes bytes.
+func rawUpgradeNode(t *testing.T) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Header.Get("Upgrade") != "echo" {
+					io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+					"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+				io.Copy(c, br)
+			}()
+		}
+	}()
+	return &backend{port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+// TestUpgradeOtherProtocol: any Upgrade protocol is tunnelled, and
+// interim 1xx heads before the node's 101 are skipped.
+func TestUpgradeOtherProtocol(t *testing.T) {
+	f := newFixture(t, nil)
+	f.register("raw", "n1", rawUpgradeNode(t), 1, nil)
+	f.waitNodes("raw", 1)
+	addr := listenerServer(t, f)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET /raw/x HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "echo" {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	io.WriteString(c, "ping\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "ping\n" {
+		t.Fatalf("echo %q %v", line, err)
 	}
 }
