@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,11 +227,20 @@ func TestTLSThroughBinary(t *testing.T) {
 	node.StartTLS()
 	defer node.Close()
 
-	tlsAddr := freePort(t)
-	in := start(t, "", nil, "--gateway-tls-addr", tlsAddr,
+	// Port 0, read back from the start-up log: no window in which another
+	// process could take a port chosen in advance.
+	in := start(t, "", nil, "--gateway-tls-addr", "127.0.0.1:0",
 		"--gateway-tls-cert-file", filepath.Join(dir, "cert.pem"), "--gateway-tls-key-file", filepath.Join(dir, "key.pem"),
 		"--gateway-tls-reload-interval", "100ms", "--upstream-ca-file", caFile)
 	pid := in.cmd.Process.Pid
+	var tlsAddr string
+	eventually(t, 10*time.Second, "the TLS listener's address in the log", func() bool {
+		m := regexp.MustCompile(`"gatewayTLS":"([^"]+)"`).FindStringSubmatch(in.out.String())
+		if m != nil {
+			tlsAddr = m[1]
+		}
+		return m != nil
+	})
 	nodePort := node.Listener.Addr().(*net.TCPAddr).Port
 	if r := in.register(fmt.Sprintf(`{"serviceName":"secure","nodeName":"n1","hostName":"127.0.0.1","port":%d,"ssl":true,"timeOut":600}`, nodePort)); r.status != 200 {
 		t.Fatalf("register: %d %s", r.status, r.body)
