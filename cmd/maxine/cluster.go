@@ -363,16 +363,9 @@ func applyShared(d clusterDeps, st config.Settings) {
 // a fenced script (a deposed leader's reap is refused by Redis), and the
 // removal reaches every instance as a change message.
 func reapLoop(ctx context.Context, every time.Duration, lease *coordination.Lease, store *persistence.Redis, fenced persistence.FencedFunc, d clusterDeps) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, every, func() {
 		if ok, _ := lease.IsLeader(); !ok {
-			continue
+			return
 		}
 		n, err := store.Reap(ctx, time.Now(), fenced)
 		switch {
@@ -384,6 +377,21 @@ func reapLoop(ctx context.Context, every time.Duration, lease *coordination.Leas
 		case n > 0:
 			d.log.Debug().Int("expired", n).Msg("expired nodes reaped")
 		}
+	})
+}
+
+// everyTick calls fn every interval until ctx ends: the shape of each of
+// the backend's periodic duties.
+func everyTick(ctx context.Context, every time.Duration, fn func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
 	}
 }
 
@@ -589,23 +597,16 @@ func syncHealth(ctx context.Context, every time.Duration, lease *coordination.Le
 	if every <= 0 {
 		every = persistence.DefaultRedisResyncInterval
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, every, func() {
 		p := b.proxy.Load()
 		if ok, _ := lease.IsLeader(); ok || p == nil {
-			continue
+			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, every)
 		list, err := store.LoadHealth(rctx)
 		cancel()
 		if err != nil {
-			continue
+			return
 		}
 		down := make(map[string]string, len(list))
 		for _, v := range list {
@@ -615,7 +616,7 @@ func syncHealth(ctx context.Context, every time.Duration, lease *coordination.Le
 			a, ok := down[service+"\n"+node]
 			return ok && a == address
 		})
-	}
+	})
 }
 
 func (b *stateBackend) healthFunc() func(service, node string, healthy bool) {
