@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenLogFile$$' -fuzztime $(FUZZTIME) ./observe/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidPath$$' -fuzztime $(FUZZTIME) ./gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestHead$$' -fuzztime $(FUZZTIME) ./gateway/
+	$(GO) test -run '^$$' -fuzz '^FuzzSharedDecode$$' -fuzztime $(FUZZTIME) ./persistence/
 
 # test is the whole suite; .ci/run calls exactly this.
 test: lint race unit e2e fuzz chart container
