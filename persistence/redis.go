@@ -309,6 +309,7 @@ type Redis struct {
 
 	writes  chan *writeOp // unbuffered: a send is a hand-off to the writer
 	running atomic.Bool
+	started chan struct{} // closed when Run starts
 	stopped chan struct{} // closed when Run returns
 
 	resyncNow chan struct{} // capacity 1: a full resync is wanted
@@ -379,6 +380,7 @@ func NewRedis(o RedisOptions, client redis.UniversalClient) (*Redis, error) {
 		origin:    jsonString(o.InstanceID),
 		epochSeed: hex.EncodeToString(seed[:]),
 		writes:    make(chan *writeOp),
+		started:   make(chan struct{}),
 		stopped:   make(chan struct{}),
 		resyncNow: make(chan struct{}, 1),
 		configNow: make(chan struct{}, 1),
@@ -454,6 +456,7 @@ func (s *Redis) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("persistence: Redis.Run called twice")
 	}
+	close(s.started)
 	defer close(s.stopped)
 	var wg sync.WaitGroup
 	wg.Add(3)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/maxine-io/maxine/internal/redistest"
+	"github.com/maxine-io/maxine/registry"
 )
 
 // A leader's health verdict is taken only with the current token, reaches
@@ -53,4 +54,43 @@ func TestRedisHealthShared(t *testing.T) {
 	if list, err := b.LoadHealth(ctx); err != nil || len(list) != 0 {
 		t.Fatalf("healthy node still listed: %+v %v", list, err)
 	}
+}
+
+// A registration that arrives between the listeners opening and Run's
+// goroutine starting waits for Run instead of failing (a 503 a client
+// would see right after start-up).
+func TestRedisRegisterBeforeRunWaits(t *testing.T) {
+	srv := redistest.Start(t)
+	reg := registry.New(registry.Options{})
+	o := RedisOptions{URL: srv.URL(0), InstanceID: "a", Registry: reg}
+	client, err := NewRedisClient(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	s, err := NewRedis(o, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := s.Register(ctx, testReg("orders", "n1", 9001))
+		res <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the registration is waiting; the result does not depend on this
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	if err := <-res; err != nil {
+		t.Fatalf("Register before Run: %v", err)
+	}
+	if reg.Snapshot("orders") == nil {
+		t.Fatal("not applied locally")
+	}
+	cancel()
+	<-done
 }

@@ -24,6 +24,9 @@ const maxBatch = 256
 // errNotRunning is returned by Register and Deregister outside Run.
 var errNotRunning = errors.New("persistence: the Redis store is not running")
 
+// startWait bounds how long a write made before Run started waits for it.
+const startWait = 5 * time.Second
+
 // scriptCall is one script invocation in a pipeline and its outcome.
 type scriptCall struct {
 	script *redis.Script
@@ -125,7 +128,19 @@ func (op *writeOp) reset() {
 // caller waits for that even if ctx ends: the write may have reached Redis.
 func (s *Redis) submit(ctx context.Context, op *writeOp) error {
 	if !s.running.Load() {
-		return errNotRunning
+		// The listeners may open a moment before Run's goroutine is
+		// scheduled: a registration arriving then waits for it (briefly),
+		// rather than failing.
+		t := time.NewTimer(startWait)
+		select {
+		case <-s.started:
+			t.Stop()
+		case <-t.C:
+			return errNotRunning
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
 	select {
 	case s.writes <- op:
