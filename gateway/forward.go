@@ -79,8 +79,9 @@ func (e *dialError) Unwrap() error { return e.err }
 //
 // The pool never follows redirects (HostClient.Do does not), sends paths
 // exactly as given (DisablePathNormalizing: the gateway forwards the
-// client's path, it does not rewrite it), streams response bodies (the
-// proxy decides per response whether to buffer), and retries internally
+// client's path, it does not rewrite it), streams response bodies for the
+// health checks' Do (the proxy's attempts go through roundTrip, which
+// buffers small bodies and streams the rest), and retries internally
 // only the one case that is always safe: an idempotent request with a
 // buffered body whose pooled keep-alive connection turned out to be
 // closed by the node.
@@ -207,7 +208,7 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 }
 
 func (p *Proxy) exchangeWith(ex *exchange, client *fasthttp.HostClient, resp *fasthttp.Response, deadline time.Time) outcome {
-	err := client.DoDeadline(&ex.req, resp, deadline)
+	err := p.roundTrip(client, &ex.req, resp, deadline)
 	if err == nil {
 		switch resp.StatusCode() {
 		case fasthttp.StatusBadGateway, fasthttp.StatusServiceUnavailable, fasthttp.StatusGatewayTimeout:
@@ -261,7 +262,15 @@ func (p *Proxy) respond(ctx *fasthttp.RequestCtx, ex *exchange, u *upstream, res
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	body := resp.BodyStream()
 	cl := resp.Header.ContentLength()
-	if body == nil || resp.SkipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+	if body == nil {
+		// Buffered by roundTrip (or no body at all).
+		if b := resp.Body(); len(b) > 0 {
+			ctx.Response.SetBody(b)
+		}
+		finish(u, resp)
+		return status
+	}
+	if resp.SkipBody || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		finish(u, resp)
 		return status
 	}
