@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/maxine-io/maxine/internal/resp"
 )
 
 // RedisServer is a redis-server the bench starts for the redis
@@ -91,73 +90,7 @@ func (r *RedisServer) Keys() (int, error) {
 // them joined by "\n", an error reply as an error. It is for setting up
 // and checking, never for load.
 func (r *RedisServer) Do(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp4", r.Addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	var cmd []byte
-	cmd = append(cmd, '*')
-	cmd = strconv.AppendInt(cmd, int64(len(args)), 10)
-	cmd = append(cmd, "\r\n"...)
-	for _, a := range args {
-		cmd = append(cmd, '$')
-		cmd = strconv.AppendInt(cmd, int64(len(a)), 10)
-		cmd = append(cmd, "\r\n"...)
-		cmd = append(cmd, a...)
-		cmd = append(cmd, "\r\n"...)
-	}
-	if _, err := conn.Write(cmd); err != nil {
-		return "", err
-	}
-	return readRESP(bufio.NewReader(conn))
-}
-
-// readRESP reads one reply; nested arrays are flattened.
-func readRESP(br *bufio.Reader) (string, error) {
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return "", fmt.Errorf("redis: empty reply line")
-	}
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", fmt.Errorf("redis: %s", line[1:])
-	case '$':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < -1 || n > 1<<20 {
-			return "", fmt.Errorf("redis: bad bulk length %q", line)
-		}
-		if n == -1 {
-			return "", nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < -1 || n > 1<<16 {
-			return "", fmt.Errorf("redis: bad array length %q", line)
-		}
-		parts := make([]string, 0, max(n, 0))
-		for range n {
-			s, err := readRESP(br)
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, "\n"), nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
+	return resp.Do(r.Addr, 5*time.Second, args...)
 }
 
 // redisVersion turns `redis-server --version` ("Redis server v=7.0.15
