@@ -332,7 +332,7 @@ func TestConfig(t *testing.T) {
 
 func TestFollowerRefusesConfig(t *testing.T) {
 	ts := newTestServer(t, func(o *Options) {
-		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, IsLeader: false} }
+		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, Elected: true, IsLeader: false} }
 	})
 	resp, m := ts.do("PUT", "/api/maxine/control/config", ts.token("admin", "admin"), `{"serverSelectionStrategy":"CH"}`)
 	if resp.StatusCode != 409 || m["message"] != "This control-plane mutation must be handled by the current leader instance." {

@@ -20,7 +20,7 @@ func TestFollowerForwardsConfigToLeader(t *testing.T) {
 	leader := newTestServer(t, func(o *Options) {
 		o.InstanceID = "leader-1"
 		o.Cluster = func() ClusterStatus {
-			return ClusterStatus{Enabled: true, IsLeader: true, HasLeader: true, LeaderInstanceID: "leader-1"}
+			return ClusterStatus{Enabled: true, Elected: true, IsLeader: true, HasLeader: true, LeaderInstanceID: "leader-1"}
 		}
 		o.SaveSettings = func(context.Context, config.Settings) error { saved.Add(1); return nil }
 	})
@@ -28,7 +28,7 @@ func TestFollowerForwardsConfigToLeader(t *testing.T) {
 	follower := newTestServer(t, func(o *Options) {
 		o.InstanceID = "follower-1"
 		o.Cluster = func() ClusterStatus {
-			return ClusterStatus{Enabled: true, HasLeader: true, LeaderInstanceID: "leader-1", LeaderAdminAddr: leaderAddr}
+			return ClusterStatus{Enabled: true, Elected: true, HasLeader: true, LeaderInstanceID: "leader-1", LeaderAdminAddr: leaderAddr}
 		}
 	})
 	// Instances of one cluster share the JWT secret (newTestServer's) and
@@ -60,8 +60,8 @@ func TestFollowerForwardsConfigToLeader(t *testing.T) {
 // follower is not forwarded again.
 func TestForwardWithoutReachableLeader(t *testing.T) {
 	for name, st := range map[string]ClusterStatus{
-		"no leader":   {Enabled: true},
-		"unreachable": {Enabled: true, HasLeader: true, LeaderAdminAddr: "127.0.0.1:1"},
+		"no leader":   {Enabled: true, Elected: true},
+		"unreachable": {Enabled: true, Elected: true, HasLeader: true, LeaderAdminAddr: "127.0.0.1:1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ts := newTestServer(t, func(o *Options) { o.Cluster = func() ClusterStatus { return st } })
@@ -74,7 +74,7 @@ func TestForwardWithoutReachableLeader(t *testing.T) {
 	self := newTestServer(t, nil)
 	loop := newTestServer(t, func(o *Options) {
 		o.Cluster = func() ClusterStatus {
-			return ClusterStatus{Enabled: true, HasLeader: true, LeaderAdminAddr: strings.TrimPrefix(self.base, "http://")}
+			return ClusterStatus{Enabled: true, Elected: true, HasLeader: true, LeaderAdminAddr: strings.TrimPrefix(self.base, "http://")}
 		}
 	})
 	resp, _ := loop.do("PUT", "/api/maxine/control/config", loop.token("admin", "admin"), `{"serverSelectionStrategy":"CH"}`, forwardedHeader, "other")
@@ -94,7 +94,9 @@ func TestSaveSettingsRefusal(t *testing.T) {
 		status int
 	}{{fmt.Errorf("fenced: %w", ErrNotLeader), 409}, {errors.New("redis 127.0.0.1:1: connection refused"), 503}} {
 		ts := newTestServer(t, func(o *Options) {
-			o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, IsLeader: true, HasLeader: true} }
+			o.Cluster = func() ClusterStatus {
+				return ClusterStatus{Enabled: true, Elected: true, IsLeader: true, HasLeader: true}
+			}
 			o.SaveSettings = func(context.Context, config.Settings) error { return c.err }
 		})
 		resp, m := ts.do("PUT", "/api/maxine/control/config", ts.token("admin", "admin"), `{"serverSelectionStrategy":"CH"}`)
@@ -145,5 +147,20 @@ func TestClusterLocalModeIsOff(t *testing.T) {
 	resp, m := ts.do("GET", "/api/actuator/cluster", ts.token("viewer", "viewer-pass"), "")
 	if resp.StatusCode != 200 || m["enabled"] != false || m["isLeader"] != false || m["hasLeader"] != false || m["mode"] != "local" {
 		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}
+
+// A cluster that elects no leader (shared-file mode) takes a config change
+// on the instance it reached, neither forwarding it nor refusing it.
+func TestConfigWithoutElectionAppliesLocally(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, Mode: "shared-file"} }
+	})
+	resp, m := ts.do("PUT", "/api/maxine/control/config", ts.token("op", "op-pass"), `{"serverSelectionStrategy":"CH"}`)
+	if resp.StatusCode != 200 || m["serverSelectionStrategy"] != "Success" {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+	if ts.settings.Load().Strategy != config.ConsistentHashing {
+		t.Fatal("not applied")
 	}
 }

@@ -309,7 +309,9 @@ func TestOldPrometheusFamilies(t *testing.T) {
 
 	// In a cluster the gauges follow the coordination state.
 	follower := newTestServer(t, func(o *Options) {
-		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, IsLeader: false, HasLeader: true} }
+		o.Cluster = func() ClusterStatus {
+			return ClusterStatus{Enabled: true, Elected: true, IsLeader: false, HasLeader: true}
+		}
 	})
 	got = oldValues(t, follower.scrape(follower.token("viewer", "viewer-pass")))
 	if got["maxine_cluster_is_leader"] != 0 || got["maxine_cluster_has_leader"] != 1 || got["maxine_unhealthy_upstreams"] != 0 {

@@ -48,9 +48,10 @@ func (s *Server) getConfig(ctx *fasthttp.RequestCtx, _ *requestInfo) {
 // applied together in one atomic settings change.
 func (s *Server) putConfig(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	if s.o.Cluster != nil {
-		// shared-file mode elects no leader: each instance takes its own
-		// settings changes.
-		if st := s.o.Cluster(); st.Enabled && st.Mode != "shared-file" && !st.IsLeader {
+		// Only a cluster that elects a leader has one to forward to
+		// (shared-file mode elects none: each instance takes its own
+		// settings changes).
+		if st := s.o.Cluster(); st.Elected && !st.IsLeader {
 			s.forwardToLeader(ctx)
 			return
 		}

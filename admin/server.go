@@ -53,6 +53,7 @@ type ClusterStatus struct {
 	ObservedAt       int64  `json:"observedAt"`
 
 	Mode            string          `json:"mode"`                      // local, shared-file or redis
+	Elected         bool            `json:"elected"`                   // the cluster elects a leader (redis mode)
 	LeaderAdminAddr string          `json:"leaderAdminAddr,omitempty"` // where config changes are forwarded
 	LeaseExpiresAt  int64           `json:"leaseExpiresAt,omitempty"`  // ms since the epoch
 	StoreUp         bool            `json:"storeUp"`

@@ -261,7 +261,7 @@ func newRedisBackend(o *options, c *clusterSettings, d clusterDeps) (*stateBacke
 			cs := admin.ClusterStatus{
 				Enabled: true, InstanceID: st.InstanceID, IsLeader: st.IsLeader, HasLeader: st.HasLeader,
 				FencingToken: st.FencingToken, LeaderInstanceID: st.LeaderInstanceID, ObservedAt: millis(st.ObservedAt),
-				Mode: "redis", LeaderAdminAddr: st.LeaderAdminAddr, LeaseExpiresAt: millis(st.LeaseExpiresAt),
+				Mode: "redis", Elected: true, LeaderAdminAddr: st.LeaderAdminAddr, LeaseExpiresAt: millis(st.LeaseExpiresAt),
 				StoreUp: store.Up(), Members: members.get(),
 			}
 			if cs.ObservedAt == 0 {
