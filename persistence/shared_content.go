@@ -162,9 +162,10 @@ func decodeShared(data []byte, prev *sharedContent) (c *sharedContent, invalid i
 			var valid bool
 			e, valid, err = decodeSharedNode(raw)
 			if err != nil {
-				// Not even JSON: the document is corrupt, as the
-				// full decoder would find.
-				return nil, 0, err
+				// Not one JSON value: either the document is corrupt or
+				// the line is not one node after all (`{..},{..}` on
+				// one line). The full decoder tells which.
+				return decodeSharedDoc(data, known)
 			}
 			if !valid {
 				invalid++
