@@ -41,11 +41,14 @@ lint: deps
 race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
+# The race packages' tests run under race; the allocation tests, which
+# skip there (the detector allocates), run here without it.
 # unit also runs every Benchmark once (-benchtime=1x), so benchmark-only
 # code is compiled and exercised; ./bench/ includes a short end-to-end run
 # of the bench harness against maxine, nginx, HAProxy, wrk and redis-server.
 unit: bench-deps
 	$(GO) test -count=1 ./bench/ ./trace/ ./internal/... ./cmd/...
+	$(GO) test -count=1 -run 'Alloc' $(RACE_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
 
 e2e:

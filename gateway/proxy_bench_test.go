@@ -153,7 +153,7 @@ func TestHotPathAllocs(t *testing.T) {
 				for range 10 {
 					serve()
 				}
-				if n := testing.AllocsPerRun(200, serve); n > clientStreamAllocs {
+				if n := leastAllocs(200, serve); n > clientStreamAllocs {
 					t.Errorf("metrics %v, %s/%s: %.0f allocs per request, want at most %d",
 						withMetrics, s, c.name, n, clientStreamAllocs)
 				}
