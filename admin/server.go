@@ -297,7 +297,7 @@ func (s *Server) wrap(route string, need auth.Role, h handlerFunc) fasthttp.Requ
 		rm.observe(status)
 		s.m.old.requests.Inc()
 		if s.o.Traces != nil {
-			s.o.Traces.RecordTrace("admin", "", ctx.Response.Header.Peek("traceparent"), ctx.Method(), ctx.Path(), status, d)
+			s.o.Traces.RecordTrace("admin", "", ctx.Response.Header.Peek("traceparent"), ctx.Method(), ctx.Path(), status, start, d)
 		}
 		e := s.o.Logger.Info()
 		if ri.routine {

@@ -188,7 +188,8 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	if ex.pol != nil {
 		tt = ex.pol.tryTimeout
 	}
-	try := time.Now().Add(tt)
+	now := time.Now()
+	try := now.Add(tt)
 	if try.After(deadline) {
 		try = deadline
 	}
@@ -196,9 +197,9 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	c := u.connection()
 	var out outcome
 	if c.breaker == nil {
-		out = p.exchangeWith(ex, c.client, resp, try)
+		out = p.exchangeWith(ex, c.client, resp, now, try)
 	} else {
-		out = c.breaker.do(func() outcome { return p.exchangeWith(ex, c.client, resp, try) })
+		out = c.breaker.do(func() outcome { return p.exchangeWith(ex, c.client, resp, now, try) })
 	}
 	// Passive outlier detection counts every 5xx, 500 included (a node
 	// failing all its requests with 500 is an outlier even if the breaker
@@ -207,8 +208,8 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	return out
 }
 
-func (p *Proxy) exchangeWith(ex *exchange, client *fasthttp.HostClient, resp *fasthttp.Response, deadline time.Time) outcome {
-	err := p.roundTrip(client, &ex.req, resp, deadline)
+func (p *Proxy) exchangeWith(ex *exchange, client *fasthttp.HostClient, resp *fasthttp.Response, now, deadline time.Time) outcome {
+	err := p.roundTrip(client, &ex.req, resp, now, deadline)
 	if err == nil {
 		switch resp.StatusCode() {
 		case fasthttp.StatusBadGateway, fasthttp.StatusServiceUnavailable, fasthttp.StatusGatewayTimeout:

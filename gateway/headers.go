@@ -105,6 +105,10 @@ var (
 	strHTTP      = []byte("http")
 	strHTTPS     = []byte("https")
 	strComma     = []byte(", ")
+
+	strXForwardedFor   = []byte("X-Forwarded-For")
+	strXForwardedProto = []byte("X-Forwarded-Proto")
+	strXForwardedHost  = []byte("X-Forwarded-Host")
 )
 
 // clientAddr returns the client's IP address without allocating.
@@ -125,7 +129,7 @@ func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // gateway received it and replace anything the client sent (the host is
 // the absolute-form target's authority when there is one, as routing
 // used it).
-func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byte) []byte {
+func setForwarded(ctx *fasthttp.RequestCtx, ip netip.Addr, h *fasthttp.RequestHeader, buf []byte) []byte {
 	buf = buf[:0]
 	for _, v := range ctx.Request.Header.PeekAll("X-Forwarded-For") {
 		if len(buf) > 0 {
@@ -133,20 +137,20 @@ func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byt
 		}
 		buf = append(buf, v...)
 	}
-	if ip := clientAddr(ctx); ip.IsValid() {
+	if ip.IsValid() {
 		if len(buf) > 0 {
 			buf = append(buf, strComma...)
 		}
 		buf = ip.AppendTo(buf)
 	}
-	h.SetBytesV("X-Forwarded-For", buf)
+	h.SetCanonical(strXForwardedFor, buf)
 	if ctx.IsTLS() {
-		h.SetBytesV("X-Forwarded-Proto", strHTTPS)
+		h.SetCanonical(strXForwardedProto, strHTTPS)
 	} else {
-		h.SetBytesV("X-Forwarded-Proto", strHTTP)
+		h.SetCanonical(strXForwardedProto, strHTTP)
 	}
 	if host := requestHost(ctx); len(host) > 0 {
-		h.SetBytesV("X-Forwarded-Host", host)
+		h.SetCanonical(strXForwardedHost, host)
 	} else {
 		h.Del("X-Forwarded-Host")
 	}
@@ -169,21 +173,38 @@ func (p *Proxy) startSpan(ctx *fasthttp.RequestCtx) trace.Context {
 	return c
 }
 
+// traceText is a span's traceparent, hex-encoded once per request and
+// used for the outgoing request, the response and the trace record; the
+// trace id is part of it.
+type traceText [traceparentLen]byte
+
+const traceparentLen = 55 // "00-" 32 hex "-" 16 hex "-" 2 hex
+
+func newTraceText(span trace.Context) (t traceText) {
+	span.AppendTraceparent(t[:0])
+	return t
+}
+
+// id is the 32-hex trace id.
+func (t *traceText) id() []byte { return t[3:35] }
+
 // setRequestTrace writes the span's traceparent and trace id into the
-// outgoing request.
-func (p *Proxy) setRequestTrace(h *fasthttp.RequestHeader, span trace.Context) {
-	var b [64]byte
-	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
-	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
+// outgoing request. The keys are in fasthttp's canonical form, so setting
+// them skips the normalization of each key on every request.
+func (p *Proxy) setRequestTrace(h *fasthttp.RequestHeader, t *traceText) {
+	h.SetCanonical(strTraceparent, t[:])
+	h.SetCanonical(p.traceKey, t.id())
 }
 
 // setResponseTrace writes them into the response to the client, replacing
 // any the node sent: the client correlates by the gateway's span.
-func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, span trace.Context) {
-	var b [64]byte
-	h.SetBytesV("traceparent", span.AppendTraceparent(b[:0]))
-	h.SetBytesV(p.o.TraceHeader, span.AppendTraceID(b[:0]))
+func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, t *traceText) {
+	h.SetCanonical(strTraceparent, t[:])
+	h.SetCanonical(p.traceKey, t.id())
 }
+
+// strTraceparent is "traceparent" as fasthttp normalizes it.
+var strTraceparent = []byte("Traceparent")
 
 // s2b returns the bytes of a constant string without copying; the result
 // must not be modified.

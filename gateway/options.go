@@ -195,7 +195,7 @@ type EventSink interface {
 // call. kind is "gateway" for the gateway listener and "proxy" for
 // ServeService.
 type TraceSink interface {
-	RecordTrace(kind, service string, traceparent, method, path []byte, status int, d time.Duration)
+	RecordTrace(kind, service string, traceparent, method, path []byte, status int, start time.Time, d time.Duration)
 }
 
 // maxRetriesLimit bounds MaxRetries: more retries than this only multiply

@@ -23,6 +23,7 @@ package gateway
 
 import (
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,9 +43,10 @@ import (
 // listener, see NewServer) or ServeService (admin's proxy endpoints). All
 // methods are safe for concurrent use. A Proxy must not be copied.
 type Proxy struct {
-	o   Options
-	reg *registry.Registry
-	log zerolog.Logger
+	o        Options
+	traceKey []byte // o.TraceHeader in fasthttp's canonical form
+	reg      *registry.Registry
+	log      zerolog.Logger
 
 	routes     atomic.Pointer[routeMap] // read by requests, replaced by writers
 	hostSuffix []byte                   // Options.HostSuffix without dots around it
@@ -91,6 +93,8 @@ type exchange struct {
 	tried    [maxTried]*upstream
 	ntried   int
 	key      [16]byte
+	client   netip.Addr // the client's address
+	trace    traceText  // the request's span as a traceparent
 	uri      []byte
 	scratch  []byte
 	bodyBuf  []byte
@@ -109,6 +113,7 @@ func (ex *exchange) reset() {
 	ex.excl = excluding{}
 	clear(ex.tried[:ex.ntried])
 	ex.ntried = 0
+	ex.client = netip.Addr{}
 }
 
 // Trace record kinds.
@@ -125,6 +130,7 @@ func New(o Options) (*Proxy, error) {
 	}
 	p := &Proxy{
 		o:        o,
+		traceKey: fasthttp.AppendNormalizedHeaderKey(nil, o.TraceHeader),
 		reg:      o.Registry,
 		log:      o.Logger,
 		services: make(map[string]*service),
@@ -394,7 +400,7 @@ func (p *Proxy) lookupSlow(name string) *service {
 // ServeHTTP is the gateway listener's handler: it validates the request,
 // routes it (SPEC 4, routing.go) and proxies it.
 func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := requestStart(ctx)
 	if !validRequest(ctx) {
 		p.reject(ctx)
 		return
@@ -406,7 +412,8 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			p.metrics.unrouted.Inc()
 		}
 		p.failService(ctx, fasthttp.StatusNotFound, unknownService, requestedService(ctx, path))
-		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
+		tt := newTraceText(p.startSpan(ctx))
+		p.setResponseTrace(&ctx.Response.Header, &tt)
 		return
 	}
 	p.serve(ctx, svc, fwd, ctx.URI().QueryString(), kindGateway, start)
@@ -419,7 +426,7 @@ func (p *Proxy) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // the request's own query is forwarded. An unknown service, like one with
 // no available node, is answered 503 Service Unavailable, as discover does.
 func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []byte) {
-	start := time.Now()
+	start := requestStart(ctx)
 	query := ctx.URI().QueryString()
 	for i, c := range path {
 		if c == '?' {
@@ -446,7 +453,8 @@ func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []by
 		// 503, not 404: discover's answer for an unknown service (the old
 		// contract), which this serves in proxy mode.
 		p.failService(ctx, fasthttp.StatusServiceUnavailable, unknownService, s2b(service))
-		p.setResponseTrace(&ctx.Response.Header, p.startSpan(ctx))
+		tt := newTraceText(p.startSpan(ctx))
+		p.setResponseTrace(&ctx.Response.Header, &tt)
 		return
 	}
 	p.serve(ctx, svc, path, query, kindProxy, start)
@@ -457,13 +465,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	span := p.startSpan(ctx)
 	ex := p.exchanges.Get().(*exchange)
 	ex.path, ex.query = path, query
+	ex.trace = newTraceText(span)
+	ex.client = clientAddr(ctx)
 	// The service's policy as the request starts (policy.go); its rate
 	// limit covers Upgrade handshakes too.
 	ex.pol = p.policyOf(svc.table.Load())
 	var status int
-	if wait := ex.pol.limiter.take(clientAddr(ctx)); wait > 0 {
+	if wait := ex.pol.limiter.take(ex.client); wait > 0 {
 		status = p.rateLimited(ctx, ex, wait)
-	} else if slot, ok := p.clients.acquire(clientAddr(ctx)); ok {
+	} else if slot, ok := p.clients.acquire(ex.client); ok {
 		if isUpgrade(ctx) {
 			// An open tunnel keeps the client's slot (upgrade takes it).
 			status = p.upgrade(ctx, svc, ex, span, start, &slot)
@@ -476,17 +486,26 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	} else {
 		status = p.fail(ctx, fasthttp.StatusTooManyRequests)
 	}
-	p.setResponseTrace(&ctx.Response.Header, span)
+	p.setResponseTrace(&ctx.Response.Header, &ex.trace)
 	d := time.Since(start)
 	if m := p.serviceMetrics(svc); m != nil {
 		m.observe(status, d)
 	}
 	if p.o.Traces != nil {
-		ex.scratch = span.AppendTraceparent(ex.scratch[:0])
-		p.o.Traces.RecordTrace(kind, svc.name, ex.scratch, ctx.Method(), ctx.URI().PathOriginal(), status, d)
+		p.o.Traces.RecordTrace(kind, svc.name, ex.trace[:], ctx.Method(), ctx.URI().PathOriginal(), status, start, d)
 	}
 	ex.reset()
 	p.exchanges.Put(ex)
+}
+
+// requestStart is when the server started handling the request (fasthttp
+// reads the clock once per request for ctx.Time), or now for a
+// RequestCtx that no server filled in.
+func requestStart(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }
 
 // strategy is the current selection strategy (a lock-free load).
@@ -510,7 +529,7 @@ func (p *Proxy) hashKey(ctx *fasthttp.RequestCtx, ex *exchange) []byte {
 			return v
 		}
 	}
-	ex.key = clientAddr(ctx).As16()
+	ex.key = ex.client.As16()
 	return ex.key[:]
 }
 
@@ -664,8 +683,8 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 	// once.
 	req.Header.Del("Expect")
 	req.Header.SetProtocolBytes(strHTTP11)
-	ex.scratch = setForwarded(ctx, &req.Header, ex.scratch)
-	p.setRequestTrace(&req.Header, span)
+	ex.scratch = setForwarded(ctx, ex.client, &req.Header, ex.scratch)
+	p.setRequestTrace(&req.Header, &ex.trace)
 
 	if !ctx.Request.IsBodyStream() {
 		// The body was read by the server (or ServeService's caller).

@@ -26,9 +26,15 @@ import (
 // Like the pool's Do it retries once, on another pooled or new
 // connection, a request that met a keep-alive connection the node had
 // closed, when that is safe (staleConn, idempotent, buffered body).
-func (p *Proxy) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+//
+// now is the time the attempt started (the caller read the clock for
+// deadline already).
+func (p *Proxy) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time) error {
 	for attempt := 1; ; attempt++ {
-		retry, err := p.roundTripOnce(hc, req, resp, deadline)
+		if attempt > 1 {
+			now = time.Now()
+		}
+		retry, err := p.roundTripOnce(hc, req, resp, deadline.Sub(now), deadline)
 		if err == nil {
 			return nil
 		}
@@ -44,8 +50,7 @@ func (p *Proxy) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *
 // roundTripOnce sends req on one connection and reads the response head,
 // and the body when it is buffered. retry reports whether the failure
 // came from a connection that was used (so a retry may succeed).
-func (p *Proxy) roundTripOnce(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (retry bool, err error) {
-	timeout := time.Until(deadline)
+func (p *Proxy) roundTripOnce(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, deadline time.Time) (retry bool, err error) {
 	if timeout <= 0 {
 		return false, fasthttp.ErrTimeout
 	}
@@ -57,7 +62,9 @@ func (p *Proxy) roundTripOnce(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		return false, err
 	}
 	conn := cc.Conn()
-	if err = conn.SetWriteDeadline(deadline); err != nil {
+	// One deadline for writing the request and reading the response
+	// (each Set*Deadline costs a clock read and a timer update).
+	if err = conn.SetDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
 		return true, err
 	}
@@ -70,10 +77,6 @@ func (p *Proxy) roundTripOnce(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if err != nil {
 		hc.CloseConn(cc)
 		return true, timeoutErr(err)
-	}
-	if err = conn.SetReadDeadline(deadline); err != nil {
-		hc.CloseConn(cc)
-		return true, err
 	}
 	if req.Header.IsHead() {
 		resp.SkipBody = true

@@ -121,8 +121,8 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 	ex.scratch = stripRequestHopHeaders(&req.Header, ex.scratch)
 	req.Header.Del("Expect")
 	req.Header.SetProtocolBytes(strHTTP11)
-	ex.scratch = setForwarded(ctx, &req.Header, ex.scratch)
-	p.setRequestTrace(&req.Header, span)
+	ex.scratch = setForwarded(ctx, ex.client, &req.Header, ex.scratch)
+	p.setRequestTrace(&req.Header, &ex.trace)
 	// Connection and Upgrade are hop-by-hop, and this hop wants the same
 	// protocol switch as the client's.
 	req.Header.SetBytesV("Connection", strUpgrade)
@@ -349,7 +349,7 @@ func (p *Proxy) hijack(ctx *fasthttp.RequestCtx, ex *exchange, t *tunnel, resp *
 	if len(proto) > 0 {
 		h.SetBytesV("Upgrade", proto)
 	}
-	p.setResponseTrace(h, span)
+	p.setResponseTrace(h, &ex.trace)
 	t.head = h.AppendBytes(nil)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(t.run)

@@ -60,12 +60,12 @@ func NewTraces(size int) *Traces {
 	return &Traces{slots: make([]traceSlot, size)}
 }
 
-// RecordTrace records one finished request of kind "admin" or "gateway".
+// RecordTrace records one finished request of kind "admin" or "gateway",
+// which started at start and took d.
 // The byte slices are copied (path truncated at 256 bytes), so the caller
 // may reuse them at once; nothing is allocated. kind and service should be
 // strings the caller already holds, not conversions made for this call.
-func (t *Traces) RecordTrace(kind, service string, traceparent, method, path []byte, status int, d time.Duration) {
-	start := time.Now().Add(-d)
+func (t *Traces) RecordTrace(kind, service string, traceparent, method, path []byte, status int, start time.Time, d time.Duration) {
 	idx := t.next.Add(1) - 1
 	s := &t.slots[idx%uint64(len(t.slots))]
 	s.mu.Lock()

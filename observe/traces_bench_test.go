@@ -11,11 +11,11 @@ func BenchmarkRecordTrace(b *testing.B) {
 	tr := NewTraces(500)
 	tp, m, p := []byte(testTraceparent), []byte("GET"), []byte("/api/orders/12345?expand=items")
 	for range 500 { // warm up: every slot written once
-		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Millisecond)
+		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Now(), time.Millisecond)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Millisecond)
+		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Now(), time.Millisecond)
 	}
 }
 
@@ -27,7 +27,7 @@ func BenchmarkRecordTraceParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Millisecond)
+			tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Now(), time.Millisecond)
 		}
 	})
 }

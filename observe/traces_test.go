@@ -15,15 +15,15 @@ func TestTracesRecentNewestFirst(t *testing.T) {
 	if got := tr.Recent(0); len(got) != 0 {
 		t.Fatalf("empty ring returned %+v", got)
 	}
-	before := time.Now()
+	start1 := time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC)
+	start2 := start1.Add(time.Second)
 	tp := []byte(testTraceparent)
 	method, path := []byte("GET"), []byte("/orders/1?x=y")
-	tr.RecordTrace("gateway", "orders", tp, method, path, 200, 1500*time.Microsecond)
+	tr.RecordTrace("gateway", "orders", tp, method, path, 200, start1, 1500*time.Microsecond)
 	// The caller may reuse its buffers at once.
 	copy(path, "/XXXXXXXXXXXX")
 	copy(method, "PUT")
-	tr.RecordTrace("admin", "", []byte("00-11111111111111111111111111111111-2222222222222222-01"), []byte("POST"), []byte("/api/maxine/signin"), 401, 2*time.Millisecond)
-	after := time.Now()
+	tr.RecordTrace("admin", "", []byte("00-11111111111111111111111111111111-2222222222222222-01"), []byte("POST"), []byte("/api/maxine/signin"), 401, start2, 2*time.Millisecond)
 
 	got := tr.Recent(0)
 	if len(got) != 2 {
@@ -33,28 +33,27 @@ func TestTracesRecentNewestFirst(t *testing.T) {
 		TraceID: "11111111111111111111111111111111", Traceparent: "00-11111111111111111111111111111111-2222222222222222-01",
 		Kind: "admin", Method: "POST", Path: "/api/maxine/signin", Status: 401, DurationMs: 2,
 	}
-	checkTrace(t, got[0], want, before, after)
+	checkTrace(t, got[0], want, start2)
 	want = TraceRecord{
 		TraceID: "0af7651916cd43dd8448eb211c80319c", Traceparent: testTraceparent,
 		Kind: "gateway", Service: "orders", Method: "GET", Path: "/orders/1?x=y", Status: 200, DurationMs: 1.5,
 	}
-	checkTrace(t, got[1], want, before, after)
+	checkTrace(t, got[1], want, start1)
 	if got := tr.Recent(1); len(got) != 1 || got[0].Kind != "admin" {
 		t.Errorf("Recent(1) = %+v", got)
 	}
 }
 
-func checkTrace(t *testing.T, got, want TraceRecord, before, after time.Time) {
+func checkTrace(t *testing.T, got, want TraceRecord, start time.Time) {
 	t.Helper()
 	ts := got.Timestamp
 	got.Timestamp = time.Time{}
 	if got != want {
 		t.Errorf("record = %+v\nwant     %+v", got, want)
 	}
-	// The timestamp is the request's start: the recording time minus the
-	// duration (a little slack for the clock's monotonic reading).
-	if ts.Before(before.Add(-time.Second)) || ts.After(after) {
-		t.Errorf("timestamp %v not within [%v, %v]", ts, before, after)
+	// The timestamp is the request's start, as the caller gave it.
+	if !ts.Equal(start) {
+		t.Errorf("timestamp %v, want the start %v", ts, start)
 	}
 }
 
@@ -62,9 +61,9 @@ func TestTracesBoundedAndTruncated(t *testing.T) {
 	tr := NewTraces(4)
 	long := []byte("/" + strings.Repeat("p", 1000))
 	for i := range 10 {
-		tr.RecordTrace("gateway", "svc", []byte(testTraceparent), []byte("GET"), fmt.Appendf(nil, "/%d", i), 200+i, 0)
+		tr.RecordTrace("gateway", "svc", []byte(testTraceparent), []byte("GET"), fmt.Appendf(nil, "/%d", i), 200+i, time.Now(), 0)
 	}
-	tr.RecordTrace("gateway", "svc", []byte("short"), []byte("GET"), long, 500, 0)
+	tr.RecordTrace("gateway", "svc", []byte("short"), []byte("GET"), long, 500, time.Now(), 0)
 	got := tr.Recent(0)
 	if len(got) != 4 {
 		t.Fatalf("ring holds %d, want 4", len(got))
@@ -92,7 +91,7 @@ func TestTracesConcurrent(t *testing.T) {
 		wg.Go(func() {
 			path := fmt.Appendf(nil, "/g%d", g)
 			for i := range 2000 {
-				tr.RecordTrace("gateway", "svc", []byte(testTraceparent), []byte("GET"), path, 200, time.Duration(i))
+				tr.RecordTrace("gateway", "svc", []byte(testTraceparent), []byte("GET"), path, 200, time.Now(), time.Duration(i))
 			}
 		})
 	}
@@ -117,7 +116,7 @@ func TestRecordTraceDoesNotAllocate(t *testing.T) {
 	tr := NewTraces(8)
 	tp, m, p := []byte(testTraceparent), []byte("GET"), []byte("/orders/42")
 	allocs := testing.AllocsPerRun(100, func() {
-		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Millisecond)
+		tr.RecordTrace("gateway", "orders", tp, m, p, 200, time.Now(), time.Millisecond)
 	})
 	if allocs != 0 {
 		t.Errorf("RecordTrace allocates %v times per call", allocs)
