@@ -10,7 +10,7 @@ import (
 // from the same Bar, so a row can never print one condition and judge
 // another.
 type Bar struct {
-	Figure string               // what is measured: "rps", "p99", "VmRSS"
+	Figure string               // what is measured: "rps", "messages/s" (WebSocket echoes), "p99", "VmRSS"
 	AtMost bool                 // the figure must be ≤ Limit; otherwise ≥ Limit
 	Limit  float64              // in the unit Format renders
 	Versus string               // for a ratio, what it is a ratio to ("HAProxy"); "" for an absolute figure
@@ -31,10 +31,12 @@ var (
 
 	barRegistrationsRedis = Bar{Figure: "rps", Limit: 5000, Format: fmtRPS}
 	barRedisVsLocal       = Bar{Figure: "rps", Limit: 0.95, Versus: "local mode", Format: fmtRatio}
+
+	barWebSocket = Bar{Figure: "messages/s", Limit: 0.5, Versus: "direct to the node", Format: fmtRatio}
 )
 
 // allBars lists every bar, for the tests.
-var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barProxyVsBare, barFixedVsHAProxy, barRegistrationsRedis, barRedisVsLocal}
+var allBars = []Bar{barRegistrations, barRedirectNginx, barFlatRPS, barFlatP99, barRSS, barProxyVsHAProxy, barProxyVsBare, barFixedVsHAProxy, barRegistrationsRedis, barRedisVsLocal, barWebSocket}
 
 // Holds reports whether the measured value v meets the bar.
 func (b Bar) Holds(v float64) bool {
@@ -95,10 +97,11 @@ func judgeVersus(r *Row, num, den *Stats, bars ...Bar) {
 	r.judge(bars, values)
 }
 
-// ratio is the bar's figure of num over den: rps or p99.
+// ratio is the bar's figure of num over den: rps (or messages/s, the
+// WebSocket rows' rps) or p99.
 func (b Bar) ratio(num, den *Stats) float64 {
 	switch b.Figure {
-	case "rps":
+	case "rps", "messages/s":
 		return num.RPS() / den.RPS()
 	case "p99":
 		return float64(p99(num)) / float64(p99(den))

@@ -19,7 +19,9 @@
 //   - redis state mode, against a redis-server started on a free loopback
 //     port: registrations/s through one instance, and redirect discoveries
 //     against a local-mode maxine in interleaved rounds (bench generator
-//     and wrk).
+//     and wrk);
+//   - WebSocket echo messages/s through the gateway against direct to the
+//     node (websocket.go), 64 B and 16 KiB messages.
 //
 // Figures are only meaningful as ratios within one run on one machine.
 // All traffic goes to 127.0.0.1; every load loop is bounded by count and by
@@ -46,10 +48,11 @@ import (
 )
 
 // scenarioNames are the values -scenarios accepts, in run order.
-var scenarioNames = []string{"register", "discover", "rss", "redis", "proxy", "fixed"}
+var scenarioNames = []string{"register", "discover", "rss", "redis", "proxy", "fixed", "websocket"}
 
 func main() {
 	runCalibrationProxyIfAsked()
+	runWebSocketEchoIfAsked()
 	var (
 		scenarios  = flag.String("scenarios", "all", "comma-separated scenarios to run: "+strings.Join(scenarioNames, ", ")+" (discover includes nginx return 302), or all")
 		duration   = flag.Duration("duration", 5*time.Second, "measurement window of each measurement")
@@ -197,12 +200,15 @@ func (b *Bench) run(ctx context.Context) {
 			b.Gateway(c, sel["proxy"], sel["fixed"])
 		})
 	}
+	if sel["websocket"] {
+		step("websocket", time.Duration(2*len(wsSizes)*b.cfg.Repeat)*per+60*time.Second, b.WebSocket)
+	}
 }
 
 // runBudget is the default hard limit of the whole run.
 func runBudget(cfg Config) time.Duration {
 	per := cfg.Warmup + cfg.Duration + 15*time.Second
-	return time.Duration(26*cfg.Repeat)*per + 420*time.Second + 3*time.Minute // + building maxine
+	return time.Duration((26+2*len(wsSizes))*cfg.Repeat)*per + 480*time.Second + 3*time.Minute // + building maxine
 }
 
 // prepareMaxine finds or builds the maxine binary; on failure the maxine

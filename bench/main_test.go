@@ -20,6 +20,7 @@ var (
 
 func TestMain(m *testing.M) {
 	runCalibrationProxyIfAsked() // the tests start this binary as the calibration proxy
+	runWebSocketEchoIfAsked()    // and as the WebSocket echo node
 	code := m.Run()
 	if testBinDir != "" {
 		os.RemoveAll(testBinDir)

@@ -21,9 +21,10 @@ func requireBinary(t *testing.T, name string) string {
 }
 
 // TestBenchSmoke runs the whole harness once, every scenario, against a
-// freshly built maxine, nginx, HAProxy, wrk and redis-server, with windows of a fifth of a
-// second and a few hundred nodes: every row must be measured, without a
-// failed request, and the table must render. It checks that the
+// freshly built maxine, nginx, HAProxy, wrk, redis-server and the WebSocket
+// echo node, with windows of a fifth of a second and a few hundred nodes:
+// every row must be measured, without a failed request, and the table
+// must render. It checks that the
 // benchmark-only code runs, not how fast anything is: verdicts are not
 // asserted.
 func TestBenchSmoke(t *testing.T) {
@@ -48,6 +49,9 @@ func TestBenchSmoke(t *testing.T) {
 		regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 5, wrkScenario: 5,
 		redisRegScenario: 2, redisDiscScenario: 2, redisDiscWrkScenario: 2,
 	}
+	for _, size := range wsSizes { // direct to the echo node, through the gateway
+		want[wsScenario(size)] = 2
+	}
 	fixed := 0
 	for _, r := range b.rows {
 		if strings.HasPrefix(r.Scenario, fixedScenario) {
@@ -65,6 +69,10 @@ func TestBenchSmoke(t *testing.T) {
 		// A redis-mode registration row is judged only when its maxine
 		// left keys in Redis; otherwise it fails with no figure.
 		if r.Scenario == redisRegScenario && !strings.HasPrefix(r.Figure, "rps ") {
+			t.Errorf("%s / %s not judged: %s", r.Scenario, r.Target, r.Note)
+		}
+		// The WebSocket gateway row is judged against the direct one.
+		if strings.HasPrefix(r.Scenario, "WebSocket echo ") && r.Target == "maxine gateway" && !strings.HasPrefix(r.Figure, "messages/s ") {
 			t.Errorf("%s / %s not judged: %s", r.Scenario, r.Target, r.Note)
 		}
 	}
