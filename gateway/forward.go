@@ -89,13 +89,7 @@ func (p *Proxy) newHostClient(hostport string, isTLS bool) *fasthttp.HostClient 
 	connectTimeout := p.o.ConnectTimeout
 	var tlsConfig *tls.Config
 	if isTLS {
-		host, _, _ := net.SplitHostPort(hostport)
-		if p.o.TLSConfig != nil {
-			tlsConfig = p.o.TLSConfig.Clone()
-		} else {
-			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		tlsConfig.ServerName = host
+		tlsConfig = p.nodeTLSConfig(hostport)
 	}
 	return &fasthttp.HostClient{
 		Addr:                      hostport,
@@ -120,6 +114,21 @@ func (p *Proxy) newHostClient(hostport string, isTLS bool) *fasthttp.HostClient 
 			return false, staleConn(err) && idempotent(req.Header.Method()) && !req.IsBodyStream()
 		},
 	}
+}
+
+// nodeTLSConfig is the client TLS configuration for a node at hostport:
+// the gateway's (its CA bundle) or the system roots, verifying the node's
+// host name.
+func (p *Proxy) nodeTLSConfig(hostport string) *tls.Config {
+	host, _, _ := net.SplitHostPort(hostport)
+	var c *tls.Config
+	if p.o.TLSConfig != nil {
+		c = p.o.TLSConfig.Clone()
+	} else {
+		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	c.ServerName = host
+	return c
 }
 
 // dialNode connects to a node's addr, as the allow-list permits (every
@@ -197,9 +206,9 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	c := u.connection()
 	var out outcome
 	if c.breaker == nil {
-		out = p.exchangeWith(ex, c.client, resp, now, try)
+		out = p.exchangeWith(ex, u, c.client, resp, now, try)
 	} else {
-		out = c.breaker.do(func() outcome { return p.exchangeWith(ex, c.client, resp, now, try) })
+		out = c.breaker.do(func() outcome { return p.exchangeWith(ex, u, c.client, resp, now, try) })
 	}
 	// Passive outlier detection counts every 5xx, 500 included (a node
 	// failing all its requests with 500 is an outlier even if the breaker
@@ -208,8 +217,18 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 	return out
 }
 
-func (p *Proxy) exchangeWith(ex *exchange, client *fasthttp.HostClient, resp *fasthttp.Response, now, deadline time.Time) outcome {
-	err := p.roundTrip(client, &ex.req, resp, now, deadline)
+func (p *Proxy) exchangeWith(ex *exchange, u *upstream, client *fasthttp.HostClient, resp *fasthttp.Response, now, deadline time.Time) outcome {
+	var err error
+	if u.pipelinable(ex) {
+		if err = pipelineErr(u.pipeline().DoDeadline(&ex.req, resp, deadline)); err != nil {
+			u.pipeOK.Store(false) // the pool again until the node answers there
+		}
+	} else {
+		err = p.roundTrip(client, &ex.req, resp, now, deadline)
+		if err == nil && u.pipeConns.Load() > 0 && !u.pipeOK.Load() {
+			u.pipeOK.Store(true)
+		}
+	}
 	if err == nil {
 		switch resp.StatusCode() {
 		case fasthttp.StatusBadGateway, fasthttp.StatusServiceUnavailable, fasthttp.StatusGatewayTimeout:

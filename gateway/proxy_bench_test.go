@@ -17,12 +17,17 @@ import (
 // benchProxy returns a Proxy (without Run: New loads the registry) over
 // service "svc" with nodes of weights 3, 2 and 1 at port.
 func benchProxy(tb testing.TB, port int, mod func(*Options)) (*Proxy, *config.Store) {
+	return benchProxyMeta(tb, port, nil, mod)
+}
+
+// benchProxyMeta is benchProxy with metadata md on every registration.
+func benchProxyMeta(tb testing.TB, port int, md map[string]string, mod func(*Options)) (*Proxy, *config.Store) {
 	tb.Helper()
 	reg := registry.New(registry.Options{})
 	for i, w := range []int{3, 2, 1} {
 		_, err := reg.Register(registry.Registration{
 			ServiceName: "svc", NodeName: "n" + string(rune('a'+i)), HostName: "127.0.0.1",
-			Port: port, Weight: w, TimeOut: 3600,
+			Port: port, Weight: w, TimeOut: 3600, Metadata: md,
 		})
 		if err != nil {
 			tb.Fatal(err)

@@ -158,6 +158,14 @@ type upstream struct {
 	// for the nodes that see traffic.
 	conn atomic.Pointer[nodeConn]
 
+	// Pipelining (pipeline.go): the connections the registration's
+	// maxine.pipeline asks for (0: off), the pipelined client, created on
+	// first use, and whether the node answered lately (until it does,
+	// requests take the pool, which fails fast on a dead node).
+	pipeConns atomic.Int32
+	pipe      atomic.Pointer[fasthttp.PipelineClient]
+	pipeOK    atomic.Bool
+
 	inFlight     atomic.Int64
 	down         atomic.Bool  // marked down by active health checks
 	openUntil    atomic.Int64 // unix nanos until which the open breaker refuses; 0 = not open
@@ -300,6 +308,11 @@ func (p *Proxy) attach(svc *service, n *registry.Node) {
 	if pol, err := registry.ParsePolicy(n.Metadata); err == nil && pol.Set != 0 {
 		u.policy = &pol
 	}
+	pipeline := 0
+	if u.policy != nil {
+		pipeline = u.policy.Pipeline
+	}
+	u.pipeConns.Store(int32(pipeline))
 	n.Attach(u)
 }
 
@@ -323,4 +336,6 @@ func retire(u *upstream) {
 	if c := u.conn.Load(); c != nil {
 		c.client.CloseIdleConnections()
 	}
+	// A pipelined client has no close: its connections end after
+	// MaxIdleConnDuration without requests.
 }

@@ -22,14 +22,16 @@ const (
 	PolicyRateLimit     = "maxine.rateLimit"    // requests/s, > 0, ≤ 1,000,000
 	PolicyRateBurst     = "maxine.rateBurst"    // requests, 1–1,000,000; default max(1, rateLimit)
 	PolicyRateLimitKey  = "maxine.rateLimitKey" // "service" (default) or "client"
+	PolicyPipeline      = "maxine.pipeline"     // connections, 1–64: pipeline this node's GET/HEAD requests
 	maxPolicyTryTimeout = time.Hour
 	maxPolicyRetries    = 10 // the gateway's own bound (gateway.maxRetriesLimit)
 	maxPolicyRate       = 1e6
+	maxPolicyPipeline   = 64
 )
 
 // PolicyKeys are the documented policy keys, in documentation order.
 var PolicyKeys = []string{PolicyTryTimeout, PolicyRetries, PolicyRetryOn, PolicyMaxBodySize,
-	PolicyRateLimit, PolicyRateBurst, PolicyRateLimitKey}
+	PolicyRateLimit, PolicyRateBurst, PolicyRateLimitKey, PolicyPipeline}
 
 // StatusSet is a set of 5xx status codes (500–599) as a bitmask.
 type StatusSet [2]uint64
@@ -58,6 +60,7 @@ const (
 	SetRetryOn
 	SetMaxBodySize
 	SetRateLimit
+	SetPipeline
 )
 
 // Policy is one registration's parsed policy. Only the fields named in Set
@@ -71,6 +74,11 @@ type Policy struct {
 	RateLimit   float64 // requests per second
 	RateBurst   int     // with RateLimit
 	PerClient   bool    // with RateLimit: one bucket per client address
+	// Pipeline is the node's own setting, not combined across a
+	// service's nodes: it says the node answers pipelined HTTP/1.1
+	// requests in order, and over how many connections (per gateway
+	// instance) its GET and HEAD requests may be pipelined.
+	Pipeline int
 }
 
 // ParsePolicy reads the policy keys of md. An error names the key and what
@@ -114,6 +122,12 @@ func ParsePolicy(md map[string]string) (Policy, error) {
 				return Policy{}, bad(k, "must be a number of requests per second above 0 and at most 1000000")
 			}
 			p.RateLimit, p.Set = r, p.Set|SetRateLimit
+		case PolicyPipeline:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPolicyPipeline {
+				return Policy{}, bad(k, "must be an integer number of connections from 1 to 64")
+			}
+			p.Pipeline, p.Set = n, p.Set|SetPipeline
 		case PolicyRateBurst:
 			burst = v
 		case PolicyRateLimitKey:

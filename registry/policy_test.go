@@ -28,6 +28,9 @@ func TestPolicyRefusedAtRegistration(t *testing.T) {
 		"key without rate":   `"maxine.rateLimitKey":"client"`,
 		"key unknown":        `"maxine.rateLimit":"5","maxine.rateLimitKey":"ip"`,
 		"typo key":           `"maxine.rateLimt":"5"`,
+		"pipeline zero":      `"maxine.pipeline":"0"`,
+		"pipeline too many":  `"maxine.pipeline":"65"`,
+		"pipeline word":      `"maxine.pipeline":"on"`,
 	}
 	for name, md := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -45,14 +48,14 @@ func TestParsePolicy(t *testing.T) {
 	p, err := ParsePolicy(map[string]string{
 		"other": "x", "maxine.tryTimeout": "250ms", "maxine.retries": "0",
 		"maxine.retryOn": "500, gateway-error", "maxine.maxBodySize": "1024",
-		"maxine.rateLimit": "2.5", "maxine.rateLimitKey": "client",
+		"maxine.rateLimit": "2.5", "maxine.rateLimitKey": "client", "maxine.pipeline": "4",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Set != SetTryTimeout|SetRetries|SetRetryOn|SetMaxBodySize|SetRateLimit ||
+	if p.Set != SetTryTimeout|SetRetries|SetRetryOn|SetMaxBodySize|SetRateLimit|SetPipeline ||
 		p.TryTimeout != 250*time.Millisecond || p.Retries != 0 || p.MaxBodySize != 1024 ||
-		p.RateLimit != 2.5 || p.RateBurst != 2 || !p.PerClient {
+		p.RateLimit != 2.5 || p.RateBurst != 2 || !p.PerClient || p.Pipeline != 4 {
 		t.Fatalf("ParsePolicy = %+v", p)
 	}
 	for code, want := range map[int]bool{500: true, 501: false, 502: true, 503: true, 504: true, 599: false, 404: false} {
