@@ -196,7 +196,7 @@ func (b *Bench) run(ctx context.Context) {
 		step("redis", time.Duration(6*b.cfg.Repeat)*per+120*time.Second, b.Redis)
 	}
 	if sel["proxy"] || sel["fixed"] {
-		step("proxy/fixed", time.Duration(12*b.cfg.Repeat)*per+60*time.Second, func(c context.Context) {
+		step("proxy/fixed", time.Duration(18*b.cfg.Repeat)*per+60*time.Second, func(c context.Context) {
 			b.Gateway(c, sel["proxy"], sel["fixed"])
 		})
 	}
@@ -208,7 +208,7 @@ func (b *Bench) run(ctx context.Context) {
 // runBudget is the default hard limit of the whole run.
 func runBudget(cfg Config) time.Duration {
 	per := cfg.Warmup + cfg.Duration + 15*time.Second
-	return time.Duration((26+2*len(wsSizes))*cfg.Repeat)*per + 480*time.Second + 3*time.Minute // + building maxine
+	return time.Duration((32+2*len(wsSizes))*cfg.Repeat)*per + 480*time.Second + 3*time.Minute // + building maxine
 }
 
 // prepareMaxine finds or builds the maxine binary; on failure the maxine

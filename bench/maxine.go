@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,6 +148,8 @@ type Registration struct {
 	Port    int
 	TimeOut int // seconds
 	Weight  int
+	// Metadata, such as a node policy key; sent in key order.
+	Metadata map[string]string
 }
 
 // appendRegistration appends the JSON body of r to dst without
@@ -163,6 +167,18 @@ func appendRegistration(dst []byte, r Registration) []byte {
 	dst = strconv.AppendInt(dst, int64(r.TimeOut), 10)
 	dst = append(dst, `,"weight":`...)
 	dst = strconv.AppendInt(dst, int64(max(r.Weight, 1)), 10)
+	if len(r.Metadata) > 0 {
+		dst = append(dst, `,"metadata":{`...)
+		for i, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendQuote(dst, k)
+			dst = append(dst, ':')
+			dst = strconv.AppendQuote(dst, r.Metadata[k])
+		}
+		dst = append(dst, '}')
+	}
 	dst = append(dst, '}')
 	return dst
 }

@@ -524,6 +524,12 @@ const (
 // gatewayTarget starts a maxine, registers the upstream as service
 // "bench" and checks that the gateway proxies to it.
 func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstream, extra ...string) *target {
+	return b.gatewayTargetMeta(ctx, name, label, up, nil, extra...)
+}
+
+// gatewayTargetMeta is gatewayTarget with metadata md on the upstream's
+// registration.
+func (b *Bench) gatewayTargetMeta(ctx context.Context, name, label string, up *Upstream, md map[string]string, extra ...string) *target {
 	t := &target{name: name, expect: 200}
 	m, err := b.startMaxine(ctx, label, extra...)
 	if err != nil {
@@ -532,7 +538,7 @@ func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstr
 	}
 	t.stop = m.Stop
 	port, _ := strconv.Atoi(up.Addr[strings.LastIndexByte(up.Addr, ':')+1:])
-	if err := m.Register(Registration{Service: benchService, Node: "upstream-1", Host: "127.0.0.1", Port: port, TimeOut: 3600, Weight: 1}); err != nil {
+	if err := m.Register(Registration{Service: benchService, Node: "upstream-1", Host: "127.0.0.1", Port: port, TimeOut: 3600, Weight: 1, Metadata: md}); err != nil {
 		t.why = err.Error()
 		return t
 	}
@@ -594,7 +600,16 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	} else {
 		bare.addr, bare.path, bare.stop, bare.req = c.Addr, "/ping", c.Stop, getRequests(c.Addr, "/ping")
 	}
-	ts := []*target{gw, off, hp, ng, bare}
+	// Pipelining is a node's opt-in (metadata maxine.pipeline), so it
+	// has a row of its own beside the default.
+	pipe := &target{name: fmt.Sprintf("maxine gateway (pipelined node, maxine.pipeline %d)", pipelineConns), expect: 200}
+	if b.maxineBin == "" {
+		pipe.why = maxineSkipReason(errSkip)
+	} else {
+		pipe = b.gatewayTargetMeta(ctx, pipe.name, "gateway-pipelined", up,
+			map[string]string{"maxine.pipeline": strconv.Itoa(pipelineConns)})
+	}
+	ts := []*target{gw, off, hp, ng, bare, pipe}
 	defer stopAll(ts)
 
 	if closed {
@@ -618,12 +633,19 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	}
 }
 
-// judgeProxy judges the closed-loop gateway rows, in target order: maxine,
-// maxine without metrics, HAProxy, nginx, the bare fasthttp proxy. Each
-// maxine row must meet both its bars, against HAProxy and against the
-// bare fasthttp proxy.
+// pipelineConns is the maxine.pipeline of the pipelined gateway row.
+const pipelineConns = 2
+
+// maxineRows are the indexes of the maxine targets in Gateway's target
+// order: maxine, maxine without metrics, HAProxy, nginx, the bare
+// fasthttp proxy, maxine with a pipelined node.
+var maxineRows = []int{0, 1, 5}
+
+// judgeProxy judges the closed-loop gateway rows. Each maxine row must
+// meet both its bars, against HAProxy and against the bare fasthttp
+// proxy.
 func judgeProxy(rows []*Row, stats []*Stats) {
-	for i := range 2 {
+	for _, i := range maxineRows {
 		judgeAgainst(rows[i], stats[i], versus{barProxyVsHAProxy, stats[2]}, versus{barProxyVsBare, stats[4]})
 	}
 	if stats[0] != nil && stats[3] != nil { // informational
@@ -635,7 +657,7 @@ func judgeProxy(rows []*Row, stats []*Stats) {
 // judgeFixedRate judges the open-loop gateway rows, in the same order
 // (the bare fasthttp proxy's latency is shown, not judged).
 func judgeFixedRate(rows []*Row, stats []*Stats) {
-	for i := range 2 {
+	for _, i := range maxineRows {
 		judgeVersus(rows[i], stats[i], stats[2], barFixedVsHAProxy)
 	}
 }

@@ -46,7 +46,7 @@ func TestBenchSmoke(t *testing.T) {
 	b.run(ctx)
 
 	want := map[string]int{
-		regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 5, wrkScenario: 5,
+		regScenario: 2, discScenario: 3, rssScenario: 1, proxyScenario: 6, wrkScenario: 6,
 		redisRegScenario: 2, redisDiscScenario: 2, redisDiscWrkScenario: 2,
 	}
 	for _, size := range wsSizes { // direct to the echo node, through the gateway
@@ -81,8 +81,8 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("scenario %q: %d rows missing (or extra, if negative)", s, n)
 		}
 	}
-	if fixed != 5 {
-		t.Errorf("fixed-rate scenario: %d rows, want 5", fixed)
+	if fixed != 6 {
+		t.Errorf("fixed-rate scenario: %d rows, want 6", fixed)
 	}
 	var buf bytes.Buffer
 	(&Report{Rows: b.rows, Notes: b.notes}).WriteMarkdown(&buf)
