@@ -380,8 +380,9 @@ func (b *Bench) registrationRows(ctx context.Context, scenario, who string, bar 
 // ---- scenarios 2–4: discovery, RSS, nginx return 302 ---------------------
 
 const (
-	discScenario = "redirect discovery"
-	rssScenario  = "RSS"
+	discScenario    = "redirect discovery"
+	discWrkScenario = "redirect discovery (wrk)"
+	rssScenario     = "RSS"
 )
 
 // Discovery compares redirect discoveries on a maxine holding 10 nodes
@@ -404,7 +405,7 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 		case err != nil:
 			nginx.why = err.Error()
 		default:
-			nginx.addr, nginx.stop, nginx.req = n.Addr, n.Stop, getRequests(n.Addr, "/x")
+			nginx.addr, nginx.path, nginx.stop, nginx.req = n.Addr, "/x", n.Stop, getRequests(n.Addr, "/x")
 		}
 	}
 
@@ -442,6 +443,17 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	if withDiscovery {
 		stats, rows := b.closedRounds(ctx, discScenario, ts)
 		judgeDiscovery(rows, stats)
+		// The external client's view, the one that counts: maxine's
+		// 10-node service against nginx (the 100,000-node rows spread
+		// their requests over many services, which wrk's one path cannot).
+		if b.cfg.WrkBin == "" {
+			b.note("%s: wrk not installed (or -wrk off): the external client's figures, the ones that count, are missing", discWrkScenario)
+		} else if w, err := NewWrk(b.cfg.WrkBin, b.runDir); err != nil {
+			b.note("%s: %v", discWrkScenario, err)
+		} else {
+			stats, rows := b.wrkRounds(ctx, discWrkScenario, w, ts[:2])
+			judgeVersus(rows[0], stats[0], stats[1], barRedirectNginx)
+		}
 	}
 	if rssRow != nil {
 		b.add(*rssRow)
