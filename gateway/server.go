@@ -375,34 +375,65 @@ func (c *headConn) Read(p []byte) (int, error) {
 }
 
 // scan follows the head through b and returns the index of a bare LF or
-// CR, or -1.
+// CR, or -1. Between line ends it skips to the next CR with IndexByte
+// (vectorized) instead of looking at every byte: a request line of a
+// hundred bytes costs two short searches, not a hundred state changes.
 func (c *headConn) scan(b []byte) int {
-	for i, ch := range b {
-		switch ch {
-		case '\n':
-			switch c.cr {
-			case 1:
-				c.cr = 2
-			case 3:
-				c.cr = 0
-				c.inHead.Store(false) // end of the head
-				return -1
-			default:
-				return i
-			}
-		case '\r':
-			if c.cr == 1 || c.cr == 3 {
-				return i
-			}
-			c.cr++
-		default:
-			if c.cr == 1 || c.cr == 3 {
-				return i
+	for i := 0; i < len(b); {
+		if c.cr == 0 || c.cr == 2 && b[i] != '\r' && b[i] != '\n' {
+			// Within a line: the next CR ends it; an LF before it is bare.
+			rest := b[i:]
+			r := bytes.IndexByte(rest, '\r')
+			line := rest
+			if r >= 0 {
+				line = rest[:r]
 			}
 			c.cr = 0
+			if l := bytes.IndexByte(line, '\n'); l >= 0 {
+				return i + l
+			}
+			if r < 0 {
+				return -1
+			}
+			i += r
 		}
+		if bad := c.scanByte(b[i]); bad {
+			return i
+		}
+		if !c.inHead.Load() {
+			return -1
+		}
+		i++
 	}
 	return -1
+}
+
+// scanByte moves the head's line-end state by one byte; true for a bare
+// LF or CR.
+func (c *headConn) scanByte(ch byte) bool {
+	switch ch {
+	case '\n':
+		switch c.cr {
+		case 1:
+			c.cr = 2
+		case 3:
+			c.cr = 0
+			c.inHead.Store(false) // end of the head
+		default:
+			return true
+		}
+	case '\r':
+		if c.cr == 1 || c.cr == 3 {
+			return true
+		}
+		c.cr++
+	default:
+		if c.cr == 1 || c.cr == 3 {
+			return true
+		}
+		c.cr = 0
+	}
+	return false
 }
 
 func (c *headConn) Write(p []byte) (int, error) {
