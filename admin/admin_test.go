@@ -584,3 +584,35 @@ func BenchmarkDiscoverRedirect(b *testing.B) {
 		}
 	}
 }
+
+// TestDiscoverRedirectAllocs: a redirect discovery, the admin API's hot
+// path, allocates nothing once warm (trace headers, metrics, the trace
+// record and the per-request info included).
+func TestDiscoverRedirectAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceDetector {
+		t.Skip("allocation counts are meaningless under -race or coverage")
+	}
+	authority, _ := auth.New(auth.Options{DataDir: t.TempDir(), BcryptCost: 4})
+	reg := registry.New(registry.Options{})
+	for i := range 10 {
+		reg.Register(registry.Registration{ServiceName: "svc", NodeName: "n" + string(rune('a'+i)), HostName: "127.0.0.1", Port: 9000 + i, Weight: 1, TimeOut: 60})
+	}
+	s, _ := New(Options{Registry: reg, Settings: config.New(config.Defaults()), Auth: authority, Traces: observe.NewTraces(16)})
+	h := s.Handler()
+	var ctx fasthttp.RequestCtx
+	ctx.Response.KeepBodyBuffer = true // as the server's RequestCtx
+	ctx.Request.SetRequestURI("/api/maxine/serviceops/discover?serviceName=svc&endPoint=/x")
+	serve := func() {
+		ctx.Response.Reset()
+		h(&ctx)
+		if ctx.Response.StatusCode() != 302 {
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+	}
+	for range 10 {
+		serve()
+	}
+	if n := testing.AllocsPerRun(200, serve); n != 0 {
+		t.Errorf("%.0f allocs per redirect discovery, want 0", n)
+	}
+}

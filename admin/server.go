@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -179,6 +180,8 @@ type Server struct {
 	self      ownListeners
 	start     time.Time
 	traceHdr  string
+	traceKey  []byte // traceHdr in fasthttp's canonical form
+	infos     sync.Pool
 }
 
 // New builds the admin API.
@@ -195,7 +198,7 @@ func New(o Options) (*Server, error) {
 	if o.TraceHeader == "" {
 		o.TraceHeader = "x-trace-id"
 	}
-	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader,
+	s := &Server{o: o, start: o.Now(), traceHdr: o.TraceHeader, traceKey: fasthttp.AppendNormalizedHeaderKey(nil, o.TraceHeader),
 		forwarder: &fasthttp.Client{NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}}
 	s.m = newAdminMetrics(o.Metrics, &s.o)
 	s.cors = newCORS(o.CORSOrigins, o.TraceHeader)
@@ -263,8 +266,12 @@ func (s *Server) routes() {
 // requestInfo is what the wrapper learned about a request before calling
 // its handler: trace identity and, for protected routes, the caller.
 type requestInfo struct {
-	tc     trace.Context
-	claims auth.Claims
+	tc trace.Context
+	// traceparent is the response's traceparent (the client's when
+	// valid), for the trace record.
+	traceparent [traceparentLen]byte
+	tpLen       int
+	claims      auth.Claims
 	// routine marks a request that changed nothing worth an info line
 	// (a heartbeat): its request log line is at debug.
 	routine bool
@@ -282,22 +289,34 @@ func (s *Server) handle(r *router.Router, method, path, route string, need auth.
 func (s *Server) wrap(route string, need auth.Role, h handlerFunc) fasthttp.RequestHandler {
 	rm := s.m.route(route)
 	return func(ctx *fasthttp.RequestCtx) {
-		start := time.Now()
-		var ri requestInfo
-		s.traceHeaders(ctx, &ri)
+		start := ctx.Time() // the server's clock read for this request
+		if start.IsZero() {
+			start = time.Now()
+		}
+		// Pooled: handlers take it by pointer, so it would escape, one
+		// allocation per request.
+		ri, _ := s.infos.Get().(*requestInfo)
+		if ri == nil {
+			ri = new(requestInfo)
+		}
+		defer func() {
+			*ri = requestInfo{}
+			s.infos.Put(ri)
+		}()
+		s.traceHeaders(ctx, ri)
 		if need != auth.RoleNone {
-			if s.authorize(ctx, &ri, need, route) {
-				h(ctx, &ri)
+			if s.authorize(ctx, ri, need, route) {
+				h(ctx, ri)
 			}
 		} else {
-			h(ctx, &ri)
+			h(ctx, ri)
 		}
 		d := time.Since(start)
 		status := ctx.Response.StatusCode()
 		rm.observe(status)
 		s.m.old.requests.Inc()
 		if s.o.Traces != nil {
-			s.o.Traces.RecordTrace("admin", "", ctx.Response.Header.Peek("traceparent"), ctx.Method(), ctx.Path(), status, start, d)
+			s.o.Traces.RecordTrace("admin", "", ri.traceparent[:ri.tpLen], ctx.Method(), ctx.Path(), status, start, d)
 		}
 		e := s.o.Logger.Info()
 		if ri.routine {
@@ -314,22 +333,31 @@ func (s *Server) wrap(route string, need auth.Role, h handlerFunc) fasthttp.Requ
 // traceHeaders keeps a valid incoming traceparent and x-trace-id and
 // generates the missing ones (a malformed traceparent starts a new trace).
 func (s *Server) traceHeaders(ctx *fasthttp.RequestCtx, ri *requestInfo) {
-	var buf [64]byte
-	in := ctx.Request.Header.Peek("traceparent")
+	in := ctx.Request.Header.PeekBytes(strTraceparent)
 	tc, ok := trace.Parse(in)
+	// Canonical keys: no normalization of each key per request.
 	if ok {
-		ctx.Response.Header.SetBytesV("traceparent", in)
+		ctx.Response.Header.SetCanonical(strTraceparent, in) // whole, a later version's fields too
+		ri.tpLen = copy(ri.traceparent[:], in)
 	} else {
 		tc = trace.New()
-		ctx.Response.Header.SetBytesV("traceparent", tc.AppendTraceparent(buf[:0]))
+		ri.tpLen = len(tc.AppendTraceparent(ri.traceparent[:0]))
+		ctx.Response.Header.SetCanonical(strTraceparent, ri.traceparent[:ri.tpLen])
 	}
 	ri.tc = tc
-	if id := ctx.Request.Header.Peek(s.traceHdr); len(id) > 0 && len(id) <= 128 && printable(id) {
-		ctx.Response.Header.SetBytesV(s.traceHdr, id)
+	if id := ctx.Request.Header.PeekBytes(s.traceKey); len(id) > 0 && len(id) <= 128 && printable(id) {
+		ctx.Response.Header.SetCanonical(s.traceKey, id)
 	} else {
-		ctx.Response.Header.SetBytesV(s.traceHdr, tc.AppendTraceID(buf[:0]))
+		var buf [32]byte
+		ctx.Response.Header.SetCanonical(s.traceKey, tc.AppendTraceID(buf[:0]))
 	}
 }
+
+// strTraceparent is "traceparent" as fasthttp normalizes it.
+var strTraceparent = []byte("Traceparent")
+
+// traceparentLen is the length of a version-00 traceparent.
+const traceparentLen = 55
 
 func printable(b []byte) bool {
 	for _, c := range b {
