@@ -96,3 +96,14 @@ func TestBarsJudgeWhatTheySay(t *testing.T) {
 		t.Errorf("at-scale discovery: bar %q / figure %q do not show the latency they judge", rows[2].Bar, rows[2].Figure)
 	}
 }
+
+// TestCalibrationRowShowsTheCeilingKept: the discovery calibration row
+// shows maxine's rps over the bare fasthttp 302 server's, unjudged.
+func TestCalibrationRowShowsTheCeilingKept(t *testing.T) {
+	stats := []*Stats{measured(8000, time.Millisecond), measured(10000, time.Millisecond), nil, measured(10000, time.Millisecond)}
+	rows := judgedRows(4)
+	judgeDiscovery(rows, stats)
+	if r := rows[3]; r.Figure != "maxine/bare 0.80×" || r.Verdict != "" {
+		t.Errorf("calibration row: figure %q, verdict %q", r.Figure, r.Verdict)
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // calibrationEnv, set to "<listen addr> <upstream addr>" in the
 // environment of this program (or of its test binary), makes the process
-// serve as the calibration proxy instead of doing anything else. The bench
+// serve as the calibration proxy instead of doing anything else; set to
+// "<listen addr> redirect", as the calibration of redirect discovery. The bench
 // starts it by re-executing itself, so the proxy is a process of its own
 // with the same CPU budget as every other target, not goroutines sharing
 // the load generator's.
@@ -28,17 +29,17 @@ const calibrationEnv = "MAXINE_BENCH_CALIBRATION_PROXY"
 // engine's ceiling it keeps. It serves until killed.
 func serveCalibrationProxy(spec string) error {
 	listen, upstream, ok := strings.Cut(spec, " ")
-	if !ok || !strings.HasPrefix(listen, "127.0.0.1:") || !strings.HasPrefix(upstream, "127.0.0.1:") {
-		return fmt.Errorf("bad %s=%q: want \"127.0.0.1:<port> 127.0.0.1:<port>\"", calibrationEnv, spec)
+	if !ok || !strings.HasPrefix(listen, "127.0.0.1:") || !strings.HasPrefix(upstream, "127.0.0.1:") && upstream != "redirect" {
+		return fmt.Errorf("bad %s=%q: want \"127.0.0.1:<port> 127.0.0.1:<port>\" or \"127.0.0.1:<port> redirect\"", calibrationEnv, spec)
 	}
-	hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 1 << 16, MaxIdemponentCallAttempts: 1}
-	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
+	srv := &fasthttp.Server{Handler: redirectHandler, Concurrency: 64 * 1024}
+	if upstream != "redirect" {
+		hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 1 << 16, MaxIdemponentCallAttempts: 1}
+		srv.Handler = func(ctx *fasthttp.RequestCtx) {
 			if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
 				ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 			}
-		},
-		Concurrency: 64 * 1024,
+		}
 	}
 	ln, err := net.Listen("tcp4", listen)
 	if err != nil {
@@ -46,6 +47,24 @@ func serveCalibrationProxy(spec string) error {
 	}
 	return srv.Serve(ln)
 }
+
+// redirectHandler is the calibration of redirect discovery: the simplest
+// fasthttp server answering what maxine's discover answers (302, the
+// node's URL in Location, the short text body), with no routing, registry
+// lookup, metrics or trace headers. Maxine's admin API runs on the same
+// engine, so its rps over this one's is how much of the engine's ceiling
+// discovery keeps, beside the ratio to nginx.
+func redirectHandler(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetCanonical(strLocation, redirectTo)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusFound)
+	ctx.SetBodyString("Found. Redirecting to " + string(redirectTo))
+}
+
+var (
+	strLocation = []byte("Location")
+	redirectTo  = []byte("http://127.0.0.1:2000/x")
+)
 
 // runCalibrationProxyIfAsked serves the calibration proxy and exits when
 // calibrationEnv is set; otherwise it returns at once.
@@ -70,6 +89,17 @@ type CalibrationProxy struct {
 // StartCalibrationProxy starts this executable again as the calibration
 // proxy to upstream, with GOMAXPROCS cpus, and waits until it proxies.
 func StartCalibrationProxy(ctx context.Context, runDir, upstream string, cpus int) (*CalibrationProxy, error) {
+	return startCalibration(ctx, runDir, upstream, cpus, 200)
+}
+
+// StartCalibrationRedirect starts this executable again as the
+// calibration of redirect discovery (redirectHandler), with GOMAXPROCS
+// cpus, and waits until it answers.
+func StartCalibrationRedirect(ctx context.Context, runDir string, cpus int) (*CalibrationProxy, error) {
+	return startCalibration(ctx, runDir, "redirect", cpus, 302)
+}
+
+func startCalibration(ctx context.Context, runDir, upstream string, cpus, status int) (*CalibrationProxy, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the bench executable to start the calibration proxy: %w", err)
@@ -80,12 +110,16 @@ func StartCalibrationProxy(ctx context.Context, runDir, upstream string, cpus in
 	}
 	c := &CalibrationProxy{Addr: loopback(port)}
 	env := []string{calibrationEnv + "=" + c.Addr + " " + upstream, "GOMAXPROCS=" + strconv.Itoa(cpus)}
-	p, err := StartProcess("calibration proxy", filepath.Join(runDir, "calibration-proxy.log"), self, env)
+	name := "calibration proxy"
+	if upstream == "redirect" {
+		name = "calibration redirect"
+	}
+	p, err := StartProcess(name, filepath.Join(runDir, strings.ReplaceAll(name, " ", "-")+".log"), self, env)
 	if err != nil {
 		return nil, err
 	}
 	c.proc = p
-	if err := p.WaitHTTP(ctx, "http://"+c.Addr+"/ping", 200, 10*time.Second); err != nil {
+	if err := p.WaitHTTP(ctx, "http://"+c.Addr+"/ping", status, 10*time.Second); err != nil {
 		p.Stop()
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func (b *Bench) run(ctx context.Context) {
 		step("register", time.Duration(2*b.cfg.Repeat)*per+60*time.Second, b.Registrations)
 	}
 	if sel["discover"] || sel["rss"] {
-		step("discover/rss", time.Duration(5*b.cfg.Repeat)*per+180*time.Second, func(c context.Context) {
+		step("discover/rss", time.Duration(7*b.cfg.Repeat)*per+180*time.Second, func(c context.Context) {
 			b.Discovery(c, sel["discover"], sel["rss"])
 		})
 	}
@@ -208,7 +208,7 @@ func (b *Bench) run(ctx context.Context) {
 // runBudget is the default hard limit of the whole run.
 func runBudget(cfg Config) time.Duration {
 	per := cfg.Warmup + cfg.Duration + 15*time.Second
-	return time.Duration((34+2*len(wsSizes))*cfg.Repeat)*per + 480*time.Second + 3*time.Minute // + building maxine
+	return time.Duration((36+2*len(wsSizes))*cfg.Repeat)*per + 480*time.Second + 3*time.Minute // + building maxine
 }
 
 // prepareMaxine finds or builds the maxine binary; on failure the maxine

@@ -396,7 +396,8 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 	small := &target{name: "maxine, 10 nodes", expect: 302}
 	nginx := &target{name: fmt.Sprintf("nginx return 302 (%d workers)", b.cfg.cpus()), expect: 302}
 	big := &target{name: "maxine, " + scale, expect: 302}
-	ts := []*target{small, nginx, big}
+	bare := &target{name: fmt.Sprintf("bare fasthttp 302 (calibration, GOMAXPROCS %d)", b.cfg.cpus()), expect: 302}
+	ts := []*target{small, nginx, big, bare}
 	defer stopAll(ts)
 
 	if withDiscovery {
@@ -407,6 +408,13 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 		default:
 			nginx.addr, nginx.path, nginx.stop, nginx.req = n.Addr, "/x", n.Stop, getRequests(n.Addr, "/x")
 		}
+		if c, err := StartCalibrationRedirect(ctx, b.runDir, b.cfg.cpus()); err != nil {
+			bare.why = err.Error()
+		} else {
+			bare.addr, bare.path, bare.stop, bare.req = c.Addr, "/x", c.Stop, getRequests(c.Addr, "/x")
+		}
+	} else {
+		bare.why = "discovery not selected"
 	}
 
 	var rssRow *Row
@@ -451,8 +459,9 @@ func (b *Bench) Discovery(ctx context.Context, withDiscovery, withRSS bool) {
 		} else if w, err := NewWrk(b.cfg.WrkBin, b.runDir); err != nil {
 			b.note("%s: %v", discWrkScenario, err)
 		} else {
-			stats, rows := b.wrkRounds(ctx, discWrkScenario, w, ts[:2])
+			stats, rows := b.wrkRounds(ctx, discWrkScenario, w, []*target{small, nginx, bare})
 			judgeVersus(rows[0], stats[0], stats[1], barRedirectNginx)
+			calibrated(rows[2], stats[0], stats[2])
 		}
 	}
 	if rssRow != nil {
@@ -506,6 +515,18 @@ func (b *Bench) tenNodeTarget(ctx context.Context, t *target, label string, chec
 func judgeDiscovery(rows []*Row, stats []*Stats) {
 	judgeVersus(rows[0], stats[0], stats[1], barRedirectNginx)
 	judgeVersus(rows[2], stats[2], stats[0], barFlatRPS, barFlatP99)
+	if len(rows) > 3 {
+		calibrated(rows[3], stats[0], stats[3])
+	}
+}
+
+// calibrated shows on the calibration target's row how much of the
+// engine's ceiling maxine kept (informational, not a bar).
+func calibrated(r *Row, maxine, bare *Stats) {
+	if maxine != nil && bare != nil && bare.RPS() > 0 {
+		r.Ratio = maxine.RPS() / bare.RPS()
+		r.Figure = "maxine/bare " + fmtRatio(r.Ratio)
+	}
 }
 
 // startNginx starts nginx when it is installed.

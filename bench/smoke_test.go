@@ -46,7 +46,7 @@ func TestBenchSmoke(t *testing.T) {
 	b.run(ctx)
 
 	want := map[string]int{
-		regScenario: 2, discScenario: 3, discWrkScenario: 2, rssScenario: 1, proxyScenario: 6, wrkScenario: 6,
+		regScenario: 2, discScenario: 4, discWrkScenario: 3, rssScenario: 1, proxyScenario: 6, wrkScenario: 6,
 		redisRegScenario: 2, redisDiscScenario: 2, redisDiscWrkScenario: 2,
 	}
 	for _, size := range wsSizes { // direct to the echo node, through the gateway
