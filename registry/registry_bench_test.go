@@ -20,7 +20,9 @@ func BenchmarkSnapshotLookup(b *testing.B) {
 }
 
 func BenchmarkRegisterDistinct(b *testing.B) {
-	r := New(Options{})
+	// Room for every node: the default cap (DefaultMaxNodes) is below
+	// the b.N a fast machine reaches.
+	r := New(Options{MaxNodes: b.N + 1})
 	regs := make([]Registration, b.N)
 	for i := range regs {
 		regs[i] = reg("svc"+strconv.Itoa(i%10000), "n"+strconv.Itoa(i), 1, 60)
