@@ -194,11 +194,18 @@ func (l *Load) RunClosed(ctx context.Context) Stats {
 			r.record(err, t1.Sub(t0))
 		}
 	})
+	return closeWindow(ctx, results, windowStart, windowEnd)
+}
+
+// closeWindow merges a closed loop's worker results into the Stats of
+// the measurement window that began at windowStart and was planned to end
+// at windowEnd.
+func closeWindow(ctx context.Context, results []workerResult, windowStart, windowEnd time.Time) Stats {
 	st := mergeResults(results)
 	end := windowEnd
 	if now := time.Now(); now.Before(end) {
-		// Stopped early (count cap or cancellation): the window ends at
-		// the last completion, not at its planned end.
+		// Stopped early (count cap, failures or cancellation): the window
+		// ends at the last completion, not at its planned end.
 		end = windowStart
 		for i := range results {
 			if results[i].lastDone.After(end) {
@@ -206,7 +213,7 @@ func (l *Load) RunClosed(ctx context.Context) Stats {
 			}
 		}
 	}
-	st.Elapsed = end.Sub(windowStart)
+	st.Elapsed = max(end.Sub(windowStart), 0)
 	if ctx.Err() != nil {
 		st.Stopped = stopReason(ctx)
 	}

@@ -320,23 +320,7 @@ func (l *Load) RunWebSocket(ctx context.Context, path string, msg []byte) Stats 
 		})
 	}
 	wg.Wait()
-	st := mergeResults(results)
-	end := windowEnd
-	if now := time.Now(); now.Before(end) {
-		// Stopped early (count cap, failures or cancellation): the window
-		// ends at the last completion, not at its planned end.
-		end = windowStart
-		for i := range results {
-			if results[i].lastDone.After(end) {
-				end = results[i].lastDone
-			}
-		}
-	}
-	st.Elapsed = max(end.Sub(windowStart), 0)
-	if ctx.Err() != nil {
-		st.Stopped = stopReason(ctx)
-	}
-	return st
+	return closeWindow(ctx, results, windowStart, windowEnd)
 }
 
 // WebSocket measures WebSocket echo round trips per second for each

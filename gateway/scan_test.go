@@ -5,32 +5,16 @@ import (
 	"testing"
 )
 
-// scanBytewise is the byte-at-a-time scan that scan replaced, kept as
-// the reference scan is compared with.
+// scanBytewise is the byte-at-a-time scan that scan replaced (the same
+// state machine, scanByte, on every byte), kept as the reference scan is
+// compared with.
 func (c *headConn) scanBytewise(b []byte) int {
 	for i, ch := range b {
-		switch ch {
-		case '\n':
-			switch c.cr {
-			case 1:
-				c.cr = 2
-			case 3:
-				c.cr = 0
-				c.inHead.Store(false) // end of the head
-				return -1
-			default:
-				return i
-			}
-		case '\r':
-			if c.cr == 1 || c.cr == 3 {
-				return i
-			}
-			c.cr++
-		default:
-			if c.cr == 1 || c.cr == 3 {
-				return i
-			}
-			c.cr = 0
+		if c.scanByte(ch) {
+			return i
+		}
+		if !c.inHead.Load() {
+			return -1
 		}
 	}
 	return -1
