@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -293,6 +294,93 @@ func TestTLSThroughBinary(t *testing.T) {
 	in.stop()
 }
 
+// TestAdminTLSThroughBinary: the admin API's TLS listener, beside the
+// cleartext one: the configured certificate, sign-in, a protected listing
+// and a registration over https with the test CA (the same API, roles and
+// tokens), the certificate reloaded on SIGHUP without a restart, plain
+// HTTP to the TLS port answered 400, and the cleartext port unchanged.
+func TestAdminTLSThroughBinary(t *testing.T) {
+	ca := newE2ECA(t)
+	dir := t.TempDir()
+	ca.write(t, dir, "admin-v1")
+	in := start(t, "", nil, "--admin-tls-addr", "127.0.0.1:0",
+		"--admin-tls-cert-file", filepath.Join(dir, "cert.pem"), "--admin-tls-key-file", filepath.Join(dir, "key.pem"),
+		"--gateway-tls-reload-interval", "100ms")
+	pid := in.cmd.Process.Pid
+	var tlsAddr string
+	eventually(t, 10*time.Second, "the admin TLS listener's address in the log", func() bool {
+		m := regexp.MustCompile(`"adminTLS":"([^"]+)"`).FindStringSubmatch(in.out.String())
+		if m != nil {
+			tlsAddr = m[1]
+		}
+		return m != nil
+	})
+	if cn := servedCommonName(tlsAddr, ca.pool); cn != "admin-v1" {
+		t.Fatalf("served %q", cn)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	defer hc.CloseIdleConnections()
+	do := func(method, path, token, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+tlsAddr+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := do("POST", "/api/maxine/signin", "", `{"userName":"admin","password":"admin"}`)
+	var signin struct{ AccessToken string }
+	if status != 200 || json.Unmarshal(body, &signin) != nil || signin.AccessToken == "" {
+		t.Fatalf("sign-in over https: %d %s", status, body)
+	}
+	if status, body := do("POST", "/api/maxine/serviceops/register", "", `{"serviceName":"tls-svc","nodeName":"n1","hostName":"127.0.0.1","port":9,"timeOut":600}`); status != 200 {
+		t.Fatalf("registration over https: %d %s", status, body)
+	}
+	if status, body := do("GET", "/api/maxine/serviceops/servers", signin.AccessToken, ""); status != 200 || !strings.Contains(string(body), "tls-svc") {
+		t.Fatalf("listing over https: %d %s", status, body)
+	}
+	if status, _ := do("GET", "/api/maxine/serviceops/servers", "", ""); status != 401 {
+		t.Fatalf("listing over https without a token: %d, want 401", status)
+	}
+	// The cleartext listener serves the same registry.
+	tok := in.signIn("admin", "admin")
+	if _, ok := in.servers(tok)["tls-svc"]; !ok {
+		t.Fatal("the cleartext admin port does not list the node registered over https")
+	}
+
+	ca.write(t, dir, "admin-v2")
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, "admin-v2 served after SIGHUP", func() bool { return servedCommonName(tlsAddr, ca.pool) == "admin-v2" })
+	if in.cmd.Process.Pid != pid {
+		t.Fatal("restarted")
+	}
+	select {
+	case <-in.exited:
+		t.Fatalf("maxine exited:\n%s", in.out.String())
+	default:
+	}
+
+	conn, err := net.DialTimeout("tcp", tlsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /api/actuator/health HTTP/1.1\r\nHost: x\r\n\r\n")
+	pr, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || pr.StatusCode != 400 {
+		t.Fatalf("plain HTTP to the admin TLS port: %v %v", pr, err)
+	}
+	in.stop()
+}
+
 // TestTLSBadConfiguration: a TLS address without its files, or files that
 // do not load, stop the start with exit 2 and one line naming the setting.
 func TestTLSBadConfiguration(t *testing.T) {
@@ -305,6 +393,9 @@ func TestTLSBadConfiguration(t *testing.T) {
 		{[]string{"--gateway-tls-addr", "127.0.0.1:0"}, "MAXINE_GATEWAY_TLS_CERT_FILE"},
 		{[]string{"--gateway-tls-addr", "127.0.0.1:0", "--gateway-tls-cert-file", missing, "--gateway-tls-key-file", missing}, "MAXINE_GATEWAY_TLS_CERT_FILE"},
 		{[]string{"--upstream-ca-file", missing}, "MAXINE_UPSTREAM_CA_FILE"},
+		{[]string{"--admin-tls-addr", "127.0.0.1:0"}, "MAXINE_ADMIN_TLS_CERT_FILE"},
+		{[]string{"--admin-tls-cert-file", missing, "--admin-tls-key-file", missing}, "MAXINE_ADMIN_TLS_ADDR"},
+		{[]string{"--admin-tls-addr", "127.0.0.1:0", "--admin-tls-cert-file", missing, "--admin-tls-key-file", missing}, "MAXINE_ADMIN_TLS_CERT_FILE"},
 	} {
 		args := append([]string{"--admin-addr", freePort(t), "--gateway-addr", freePort(t), "--data-dir", t.TempDir()}, c.args...)
 		cmd := exec.Command(binary, args...)

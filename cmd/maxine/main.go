@@ -95,6 +95,7 @@ type options struct {
 	allow *gateway.AllowList // parsed from upstreamAllow by validate
 
 	gatewayTLSAddr, gatewayTLSCert, gatewayTLSKey string
+	adminTLSAddr, adminTLSCert, adminTLSKey       string
 	upstreamCAFile                                string
 	tlsReloadInterval, tunnelIdleTimeout          time.Duration
 	maxTunnels                                    int
@@ -108,7 +109,10 @@ func defineSettings(o *options, s *settings) {
 	s.String(&o.gatewayTLSAddr, "gateway-tls-addr", "MAXINE_GATEWAY_TLS_ADDR", "", "gateway TLS listen address, beside the cleartext one (empty = no TLS listener; needs the cert and key files)")
 	s.String(&o.gatewayTLSCert, "gateway-tls-cert-file", "MAXINE_GATEWAY_TLS_CERT_FILE", "", "PEM certificate (leaf first, then intermediates) of the gateway TLS listener; reloaded on SIGHUP and when the file changes")
 	s.String(&o.gatewayTLSKey, "gateway-tls-key-file", "MAXINE_GATEWAY_TLS_KEY_FILE", "", "PEM private key of the gateway TLS listener; reloaded with the certificate")
-	s.Duration(&o.tlsReloadInterval, "gateway-tls-reload-interval", "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL", 5*time.Second, "how often the TLS certificate and key files are checked for changes")
+	s.Duration(&o.tlsReloadInterval, "gateway-tls-reload-interval", "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL", 5*time.Second, "how often the TLS certificate and key files (gateway and admin) are checked for changes")
+	s.String(&o.adminTLSAddr, "admin-tls-addr", "MAXINE_ADMIN_TLS_ADDR", "", "admin API TLS listen address, beside the cleartext one (empty = none; needs the cert and key files); the same API, roles and tokens")
+	s.String(&o.adminTLSCert, "admin-tls-cert-file", "MAXINE_ADMIN_TLS_CERT_FILE", "", "PEM certificate (leaf first, then intermediates) of the admin TLS listener; reloaded on SIGHUP and when the file changes")
+	s.String(&o.adminTLSKey, "admin-tls-key-file", "MAXINE_ADMIN_TLS_KEY_FILE", "", "PEM private key of the admin TLS listener; reloaded with the certificate")
 	s.String(&o.upstreamCAFile, "upstream-ca-file", "MAXINE_UPSTREAM_CA_FILE", "", "PEM CA bundle trusted for https nodes (ssl: true), beside the system roots; nodes' certificates are always verified")
 	s.Duration(&o.tunnelIdleTimeout, "tunnel-idle-timeout", "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT", 10*time.Minute, "close an Upgrade (WebSocket) tunnel after this long with no byte either way")
 	s.Int(&o.maxTunnels, "max-tunnels", "MAXINE_GATEWAY_MAX_TUNNELS", 10000, "Upgrade (WebSocket) tunnels open at once per instance (then 503; about 64 KiB of buffers each); each also counts as a request in progress of its client")
@@ -252,6 +256,8 @@ func (o *options) validate() error {
 		{o.gatewayTLSAddr == "" || o.gatewayTLSCert != "" && o.gatewayTLSKey != "", "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) needs MAXINE_GATEWAY_TLS_CERT_FILE (--gateway-tls-cert-file) and MAXINE_GATEWAY_TLS_KEY_FILE (--gateway-tls-key-file)"},
 		{o.gatewayTLSAddr != "" || o.gatewayTLSCert == "" && o.gatewayTLSKey == "", "MAXINE_GATEWAY_TLS_CERT_FILE and MAXINE_GATEWAY_TLS_KEY_FILE are set but MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) is not"},
 		{o.gatewayTLSAddr == "" || o.gatewayEnabled, "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) needs the gateway enabled (MAXINE_GATEWAY_ENABLED)"},
+		{o.adminTLSAddr == "" || o.adminTLSCert != "" && o.adminTLSKey != "", "MAXINE_ADMIN_TLS_ADDR (--admin-tls-addr) needs MAXINE_ADMIN_TLS_CERT_FILE (--admin-tls-cert-file) and MAXINE_ADMIN_TLS_KEY_FILE (--admin-tls-key-file)"},
+		{o.adminTLSAddr != "" || o.adminTLSCert == "" && o.adminTLSKey == "", "MAXINE_ADMIN_TLS_CERT_FILE and MAXINE_ADMIN_TLS_KEY_FILE are set but MAXINE_ADMIN_TLS_ADDR (--admin-tls-addr) is not"},
 		{o.tlsReloadInterval > 0, "MAXINE_GATEWAY_TLS_RELOAD_INTERVAL (--gateway-tls-reload-interval) must be positive"},
 		{o.tunnelIdleTimeout > 0, "MAXINE_GATEWAY_TUNNEL_IDLE_TIMEOUT (--tunnel-idle-timeout) must be positive"},
 		{o.maxTunnels > 0, "MAXINE_GATEWAY_MAX_TUNNELS (--max-tunnels) must be positive"},
@@ -275,6 +281,7 @@ func (o *options) validate() error {
 		{o.adminAddr, "MAXINE_ADMIN_ADDR (--admin-addr)", false},
 		{o.gatewayAddr, "MAXINE_GATEWAY_ADDR (--gateway-addr)", !o.gatewayEnabled},
 		{o.gatewayTLSAddr, "MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr)", true},
+		{o.adminTLSAddr, "MAXINE_ADMIN_TLS_ADDR (--admin-tls-addr)", true},
 		{o.pprofAddr, "MAXINE_PPROF_ADDR (--pprof-addr)", true},
 	} {
 		if a.addr == "" && a.optional {
@@ -367,6 +374,17 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 			return fmt.Errorf("MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) %s: %w", o.gatewayTLSAddr, err)
 		}
 		defer tlsLn.Close()
+	}
+	var adminTLSLn net.Listener
+	var adminKeyPair *gateway.KeyPair
+	if o.adminTLSAddr != "" {
+		if adminKeyPair, err = gateway.LoadKeyPair(o.adminTLSCert, o.adminTLSKey); err != nil {
+			return configError{fmt.Errorf("MAXINE_ADMIN_TLS_CERT_FILE / MAXINE_ADMIN_TLS_KEY_FILE: %w", err)}
+		}
+		if adminTLSLn, err = net.Listen("tcp", o.adminTLSAddr); err != nil {
+			return fmt.Errorf("MAXINE_ADMIN_TLS_ADDR (--admin-tls-addr) %s: %w", o.adminTLSAddr, err)
+		}
+		defer adminTLSLn.Close()
 	}
 	var pprofLn net.Listener
 	if o.pprofAddr != "" {
@@ -525,7 +543,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		Registry: reg, Settings: settingsStore, Auth: authority,
 		SignInLimiter:     auth.NewRateLimiter(o.signinPerMinute, 10, 100_000, time.Now),
 		RegistrationToken: o.registrationToken,
-		OwnListeners:      ownListeners(adminLn, gwLn, tlsLn),
+		OwnListeners:      ownListeners(adminLn, gwLn, tlsLn, adminTLSLn),
 		Proxy:             proxy,
 		Upstreams:         func() any { return proxy.Upstreams() },
 		Ready:             lc.ready,
@@ -613,8 +631,8 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 
 	adminSrv := adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
 		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
-	var gwSrv, tlsSrv *fasthttp.Server
-	serveErr := make(chan error, 3)
+	var gwSrv, tlsSrv, adminTLSSrv *fasthttp.Server
+	serveErr := make(chan error, 4)
 	// gateway.Listener: a request head with a bare LF is refused at once,
 	// on both listeners alike.
 	go func() { serveErr <- adminSrv.Serve(gateway.Listener(adminLn)) }()
@@ -630,6 +648,15 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		start(func() { keyPair.Watch(done, o.tlsReloadInterval, &log) })
 		log.Info().Str("gatewayTLS", tlsLn.Addr().String()).Str("subject", keyPair.Subject()).Time("notAfter", keyPair.NotAfter()).Msg("gateway TLS listener")
 	}
+	if adminTLSLn != nil {
+		adminTLSSrv = adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
+			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
+		go func() {
+			serveErr <- adminTLSSrv.Serve(gateway.TLSListener(adminTLSLn, gateway.ServerTLSConfig(adminKeyPair)))
+		}()
+		start(func() { adminKeyPair.Watch(done, o.tlsReloadInterval, &log) })
+		log.Info().Str("adminTLS", adminTLSLn.Addr().String()).Str("subject", adminKeyPair.Subject()).Time("notAfter", adminKeyPair.NotAfter()).Msg("admin TLS listener")
+	}
 	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("stateMode", o.stateMode).Str("version", version).Msg("maxine started")
 
 	sigs := make(chan os.Signal, 2)
@@ -643,7 +670,7 @@ wait:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadOnHUP(keyPair, log)
+				reloadOnHUP(log, namedKeyPair{"gateway", keyPair}, namedKeyPair{"admin", adminKeyPair})
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Dur("drainTimeout", o.drainTimeout).Msg("shutting down: draining")
@@ -662,7 +689,7 @@ wait:
 	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range []*fasthttp.Server{gwSrv, tlsSrv, adminSrv} {
+	for _, srv := range []*fasthttp.Server{gwSrv, tlsSrv, adminSrv, adminTLSSrv} {
 		if srv == nil {
 			continue
 		}

@@ -8,18 +8,30 @@ import (
 	"github.com/maxine-io/maxine/gateway"
 )
 
-// reloadOnHUP reloads the gateway's TLS certificate and key (SIGHUP). A
-// pair that fails to load is logged and the previous one kept serving.
-func reloadOnHUP(kp *gateway.KeyPair, log zerolog.Logger) {
-	if kp == nil {
+// namedKeyPair is a TLS listener's certificate (nil: no such listener).
+type namedKeyPair struct {
+	listener string // "gateway", "admin"
+	kp       *gateway.KeyPair
+}
+
+// reloadOnHUP reloads the TLS listeners' certificates and keys (SIGHUP).
+// A pair that fails to load is logged and the previous one kept serving.
+func reloadOnHUP(log zerolog.Logger, pairs ...namedKeyPair) {
+	reloaded := false
+	for _, p := range pairs {
+		if p.kp == nil {
+			continue
+		}
+		reloaded = true
+		if err := p.kp.Reload(); err != nil {
+			log.Error().Err(err).Str("listener", p.listener).Msg("SIGHUP: cannot reload the TLS certificate: still serving the previous one")
+			continue
+		}
+		log.Info().Str("listener", p.listener).Str("subject", p.kp.Subject()).Time("notAfter", p.kp.NotAfter()).Msg("SIGHUP: TLS certificate reloaded")
+	}
+	if !reloaded {
 		log.Info().Msg("SIGHUP: no TLS listener, nothing to reload")
-		return
 	}
-	if err := kp.Reload(); err != nil {
-		log.Error().Err(err).Msg("SIGHUP: cannot reload the TLS certificate: still serving the previous one")
-		return
-	}
-	log.Info().Str("subject", kp.Subject()).Time("notAfter", kp.NotAfter()).Msg("SIGHUP: TLS certificate reloaded")
 }
 
 // ownListeners are the addresses registrations must not point at.
