@@ -280,17 +280,7 @@ func TestTLSThroughBinary(t *testing.T) {
 	}
 
 	// Plain HTTP to the TLS port: a readable 400, connection closed.
-	conn, err := net.DialTimeout("tcp", tlsAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /secure/x HTTP/1.1\r\nHost: x\r\n\r\n")
-	pr, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil || pr.StatusCode != 400 {
-		t.Fatalf("plain HTTP to the TLS port: %v %v", pr, err)
-	}
+	plainToTLSPort(t, tlsAddr, "/secure/x")
 	in.stop()
 }
 
@@ -367,18 +357,25 @@ func TestAdminTLSThroughBinary(t *testing.T) {
 	default:
 	}
 
-	conn, err := net.DialTimeout("tcp", tlsAddr, 5*time.Second)
+	plainToTLSPort(t, tlsAddr, "/api/actuator/health")
+	in.stop()
+}
+
+// plainToTLSPort sends a cleartext request to a TLS port and expects the
+// readable 400 the listener answers it with.
+func plainToTLSPort(t *testing.T, addr, path string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /api/actuator/health HTTP/1.1\r\nHost: x\r\n\r\n")
+	io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	pr, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil || pr.StatusCode != 400 {
-		t.Fatalf("plain HTTP to the admin TLS port: %v %v", pr, err)
+		t.Fatalf("plain HTTP to the TLS port %s: %v %v", addr, pr, err)
 	}
-	in.stop()
 }
 
 // TestTLSBadConfiguration: a TLS address without its files, or files that

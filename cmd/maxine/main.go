@@ -364,26 +364,18 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		}
 		defer gwLn.Close()
 	}
-	var tlsLn net.Listener
-	var keyPair *gateway.KeyPair
-	if o.gatewayTLSAddr != "" {
-		if keyPair, err = gateway.LoadKeyPair(o.gatewayTLSCert, o.gatewayTLSKey); err != nil {
-			return configError{fmt.Errorf("MAXINE_GATEWAY_TLS_CERT_FILE / MAXINE_GATEWAY_TLS_KEY_FILE: %w", err)}
-		}
-		if tlsLn, err = net.Listen("tcp", o.gatewayTLSAddr); err != nil {
-			return fmt.Errorf("MAXINE_GATEWAY_TLS_ADDR (--gateway-tls-addr) %s: %w", o.gatewayTLSAddr, err)
-		}
+	tlsLn, keyPair, err := listenTLS(o.gatewayTLSAddr, o.gatewayTLSCert, o.gatewayTLSKey, "GATEWAY", "gateway")
+	if err != nil {
+		return err
+	}
+	if tlsLn != nil {
 		defer tlsLn.Close()
 	}
-	var adminTLSLn net.Listener
-	var adminKeyPair *gateway.KeyPair
-	if o.adminTLSAddr != "" {
-		if adminKeyPair, err = gateway.LoadKeyPair(o.adminTLSCert, o.adminTLSKey); err != nil {
-			return configError{fmt.Errorf("MAXINE_ADMIN_TLS_CERT_FILE / MAXINE_ADMIN_TLS_KEY_FILE: %w", err)}
-		}
-		if adminTLSLn, err = net.Listen("tcp", o.adminTLSAddr); err != nil {
-			return fmt.Errorf("MAXINE_ADMIN_TLS_ADDR (--admin-tls-addr) %s: %w", o.adminTLSAddr, err)
-		}
+	adminTLSLn, adminKeyPair, err := listenTLS(o.adminTLSAddr, o.adminTLSCert, o.adminTLSKey, "ADMIN", "admin")
+	if err != nil {
+		return err
+	}
+	if adminTLSLn != nil {
 		defer adminTLSLn.Close()
 	}
 	var pprofLn net.Listener

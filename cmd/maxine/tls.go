@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/rs/zerolog"
@@ -32,6 +33,25 @@ func reloadOnHUP(log zerolog.Logger, pairs ...namedKeyPair) {
 	if !reloaded {
 		log.Info().Msg("SIGHUP: no TLS listener, nothing to reload")
 	}
+}
+
+// listenTLS loads a TLS listener's certificate and key and listens on
+// addr; nothing when addr is empty. env and flag name the settings in
+// errors: MAXINE_<env>_TLS_ADDR, --<flag>-tls-addr. A pair that does not
+// load is a configuration error (exit 2).
+func listenTLS(addr, certFile, keyFile, env, flag string) (net.Listener, *gateway.KeyPair, error) {
+	if addr == "" {
+		return nil, nil, nil
+	}
+	kp, err := gateway.LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, configError{fmt.Errorf("MAXINE_%s_TLS_CERT_FILE / MAXINE_%s_TLS_KEY_FILE: %w", env, env, err)}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MAXINE_%s_TLS_ADDR (--%s-tls-addr) %s: %w", env, flag, addr, err)
+	}
+	return ln, kp, nil
 }
 
 // ownListeners are the addresses registrations must not point at.
