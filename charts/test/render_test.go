@@ -77,6 +77,13 @@ config:
   MAXINE_MAX_RETRIES: 3
   MAXINE_HEALTH_CHECKS: false
 `,
+	"tls": `
+tls: {secretName: maxine-tls, gateway: true, admin: true}
+networkPolicy: {enabled: true}
+`,
+	"tls-gateway-only": `
+tls: {secretName: maxine-tls, gateway: true}
+`,
 }
 
 func loadChart(t testing.TB) *chart.Chart {
@@ -305,7 +312,13 @@ func checkInvariants(t *testing.T, o *objects, vals map[string]any, help map[str
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Error("the pod mounts a service account token it does not need")
 	}
-	if len(ctr.VolumeMounts) != 1 || ctr.VolumeMounts[0].MountPath != "/data" || cm.Data["MAXINE_DATA_DIR"] != "/data" {
+	// The data volume first; the only other mount is the TLS Secret's
+	// (checkTLS).
+	wantMounts := 1
+	if num(vals, "tls.gateway") == 1 || num(vals, "tls.admin") == 1 {
+		wantMounts = 2
+	}
+	if len(ctr.VolumeMounts) != wantMounts || ctr.VolumeMounts[0].MountPath != "/data" || cm.Data["MAXINE_DATA_DIR"] != "/data" {
 		t.Errorf("the data dir is not the volume on /data: %+v, MAXINE_DATA_DIR=%q", ctr.VolumeMounts, cm.Data["MAXINE_DATA_DIR"])
 	}
 
@@ -422,6 +435,8 @@ func checkInvariants(t *testing.T, o *objects, vals map[string]any, help map[str
 		t.Errorf("PodDisruptionBudget missing or not selecting the pods")
 	}
 
+	checkTLS(t, o, vals)
+
 	// ServiceMonitor: scrapes the public /metrics the chart turns on.
 	if num(vals, "serviceMonitor.enabled") == 1 {
 		if len(o.serviceMonitors) != 1 {
@@ -448,6 +463,94 @@ func checkInvariants(t *testing.T, o *objects, vals map[string]any, help map[str
 	}
 }
 
+// checkTLS: each TLS listener the values turn on has its container port,
+// its MAXINE_*_TLS_* env pointing into the read-only mount of the
+// values' Secret, its Service port and its NetworkPolicy port; a listener
+// that is off has none of them.
+func checkTLS(t *testing.T, o *objects, vals map[string]any) {
+	t.Helper()
+	d, ctr := o.deployment(t)
+	env := map[string]string{}
+	for _, e := range ctr.Env {
+		env[e.Name] = e.Value
+	}
+	mount := ""
+	for _, m := range ctr.VolumeMounts {
+		if m.Name == "tls" {
+			mount = m.MountPath
+			if !m.ReadOnly {
+				t.Error("the TLS Secret is mounted writable")
+			}
+		}
+	}
+	anyOn := false
+	for _, l := range []struct{ name, env, port string }{{"gateway", "GATEWAY", "gatewayTLS"}, {"admin", "ADMIN", "adminTLS"}} {
+		on := num(vals, "tls."+l.name) == 1
+		anyOn = anyOn || on
+		var cport int32
+		for _, p := range ctr.Ports {
+			if p.Name == l.name+"-tls" {
+				cport = p.ContainerPort
+			}
+		}
+		addr := env["MAXINE_"+l.env+"_TLS_ADDR"]
+		if !on {
+			if cport != 0 || addr != "" {
+				t.Errorf("%s TLS is off but the pod has port %d, addr %q", l.name, cport, addr)
+			}
+			continue
+		}
+		want := int32(8443)
+		if l.name == "admin" {
+			want = 8444
+		}
+		if cport != want || addr != fmt.Sprintf(":%d", want) {
+			t.Errorf("%s TLS: container port %d, MAXINE_%s_TLS_ADDR %q, want %d", l.name, cport, l.env, addr, want)
+		}
+		for _, f := range []string{"CERT", "KEY"} {
+			if v := env["MAXINE_"+l.env+"_TLS_"+f+"_FILE"]; mount == "" || !strings.HasPrefix(v, mount+"/") {
+				t.Errorf("MAXINE_%s_TLS_%s_FILE %q is not in the TLS mount %q", l.env, f, v, mount)
+			}
+		}
+		found := false
+		for _, s := range o.services {
+			if !strings.HasSuffix(s.Name, "-"+l.name) {
+				continue
+			}
+			for _, sp := range s.Spec.Ports {
+				if sp.Name == l.name+"-tls" && sp.TargetPort.String() == l.name+"-tls" {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the %s Service has no %s-tls port", l.name, l.name)
+		}
+		if len(o.networkPolicies) == 1 {
+			allowed := false
+			for _, r := range o.networkPolicies[0].Spec.Ingress {
+				for _, p := range r.Ports {
+					if p.Port != nil && p.Port.String() == l.name+"-tls" {
+						allowed = true
+					}
+				}
+			}
+			if !allowed {
+				t.Errorf("the NetworkPolicy does not admit %s-tls", l.name)
+			}
+		}
+	}
+	var secretName string
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "tls" && v.Secret != nil {
+			secretName = v.Secret.SecretName
+		}
+	}
+	if want := str(vals, "tls.secretName", ""); anyOn && (mount == "" || secretName != want) || !anyOn && (mount != "" || secretName != "") {
+		t.Errorf("TLS volume: mount %q from Secret %q (listeners on: %v, tls.secretName %q)", mount, secretName, anyOn, want)
+	}
+}
+
 // TestSchemaRefuses: bad values fail at install, naming the value.
 func TestSchemaRefuses(t *testing.T) {
 	c := loadChart(t)
@@ -466,6 +569,8 @@ func TestSchemaRefuses(t *testing.T) {
 		"redis url scheme":          {"mode: redis\nredis: {url: 'http://r:6379'}", "url"},
 		"readiness choice":          {"probes: {redisOutage: maybe}", "redisOutage"},
 		"config value not a scalar": {"config: {MAXINE_LOG_LEVEL: [debug]}", "MAXINE_LOG_LEVEL"},
+		"TLS without a Secret":      {"tls: {admin: true}", "secretName"},
+		"TLS address in config":     {"config: {MAXINE_GATEWAY_TLS_ADDR: ':8443'}", "MAXINE_GATEWAY_TLS_ADDR"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(c, parseValues(t, tc.values), nil)
@@ -527,6 +632,9 @@ var chartManaged = map[string]bool{
 	// shared-file mode needs storage shared by several pods; the chart
 	// offers local and redis.
 	"MAXINE_SHARED_STATE_FILE": true, "MAXINE_SHARED_POLL_INTERVAL": true,
+	// the TLS listeners: from tls.* and the mounted Secret.
+	"MAXINE_GATEWAY_TLS_ADDR": true, "MAXINE_GATEWAY_TLS_CERT_FILE": true, "MAXINE_GATEWAY_TLS_KEY_FILE": true,
+	"MAXINE_ADMIN_TLS_ADDR": true, "MAXINE_ADMIN_TLS_CERT_FILE": true, "MAXINE_ADMIN_TLS_KEY_FILE": true,
 }
 
 // TestLint runs Helm's linter on every value set.

@@ -3,9 +3,17 @@ package test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -98,7 +106,8 @@ func newPod(t *testing.T, o *objects, name string, secretData map[string][]byte)
 		}
 	}
 	// The pod's network and volume on this host.
-	for _, k := range []string{"MAXINE_ADMIN_ADDR", "MAXINE_GATEWAY_ADDR", "MAXINE_ADVERTISE_ADMIN_ADDR", "MAXINE_ADVERTISE_GATEWAY_ADDR"} {
+	for _, k := range []string{"MAXINE_ADMIN_ADDR", "MAXINE_GATEWAY_ADDR", "MAXINE_ADVERTISE_ADMIN_ADDR", "MAXINE_ADVERTISE_GATEWAY_ADDR",
+		"MAXINE_GATEWAY_TLS_ADDR", "MAXINE_ADMIN_TLS_ADDR"} {
 		if v, ok := p.vars[k]; ok {
 			p.vars[k] = p.hostAddr(v)
 		}
@@ -109,6 +118,33 @@ func newPod(t *testing.T, o *objects, name string, secretData map[string][]byte)
 	p.vars["MAXINE_DATA_DIR"] = t.TempDir()
 	_ = d
 	return p
+}
+
+// mountSecret is the kubelet mounting a Secret volume: the pod's mount of
+// volume name gets files (the Secret's keys) in a temp dir, and every
+// variable pointing into the mount path points into that dir instead.
+func (p *pod) mountSecret(name string, files map[string][]byte) {
+	p.t.Helper()
+	mount := ""
+	for _, m := range p.ctr.VolumeMounts {
+		if m.Name == name {
+			mount = m.MountPath
+		}
+	}
+	if mount == "" {
+		p.t.Fatalf("no volume mount %q", name)
+	}
+	dir := p.t.TempDir()
+	for k, v := range files {
+		if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	for k, v := range p.vars {
+		if strings.HasPrefix(v, mount+"/") {
+			p.vars[k] = dir + v[len(mount):]
+		}
+	}
 }
 
 // hostAddr maps "host:containerPort" of this pod to its loopback address.
@@ -311,6 +347,77 @@ func TestRunLocal(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.vars["MAXINE_DATA_DIR"], "registry-state.json")); err != nil {
 		t.Errorf("no state file in the data volume after the stop: %v", err)
 	}
+}
+
+// TestRunTLS starts the binary with the environment of a Deployment whose
+// gateway and admin TLS listeners are on, the values' kubernetes.io/tls
+// Secret "mounted", and checks that both TLS ports serve the Secret's
+// certificate to a client trusting it, that the admin API answers over
+// TLS, and that the pod still becomes ready through its cleartext probes.
+func TestRunTLS(t *testing.T) {
+	c := loadChart(t)
+	files, err := render(c, parseValues(t, `
+tls: {secretName: maxine-tls, gateway: true, admin: true}
+config: {MAXINE_DRAIN_DELAY: 100ms}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := decode(t, files)
+	d, _ := o.deployment(t)
+	certPEM, keyPEM, pool := selfSigned(t, "maxine.test")
+	p := newPod(t, o, d.Name+"-0", o.secret(d.Name).Data)
+	p.mountSecret("tls", map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM})
+	p.start()
+	p.becomesReady()
+
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "maxine.test"}}}
+	defer hc.CloseIdleConnections()
+	for _, c := range []struct {
+		port, path string
+		status     int
+	}{
+		{"admin-tls", "/api/actuator/health", 200},
+		{"gateway-tls", "/no-such-service/x", 404},
+	} {
+		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d%s", p.port(c.port), c.path))
+		if err != nil {
+			t.Fatalf("%s: %v", c.port, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || resp.TLS == nil || resp.TLS.PeerCertificates[0].Subject.CommonName != "maxine.test" {
+			t.Errorf("%s %s: %d over %v, want %d with the Secret's certificate", c.port, c.path, resp.StatusCode, resp.TLS != nil, c.status)
+		}
+	}
+	p.stop(time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second)
+}
+
+// selfSigned returns a self-signed certificate for name, its key and a
+// pool trusting it.
+func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
 }
 
 // TestRunRedisSentinel starts the three replicas of the redis-mode
