@@ -52,3 +52,28 @@ func TestScanMatchesBytewise(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHeadScan: the vectorized scan agrees with the byte-at-a-time one
+// on any bytes, read in chunks of any size. Run with -fuzztime Nx.
+func FuzzHeadScan(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), uint8(3))
+	f.Add([]byte("GET / HTTP/1.1\nHost: a\r\n\r\n"), uint8(1))
+	f.Add([]byte("GET / HTTP/1.1\r\rHost: a\r\n\r\n"), uint8(7))
+	f.Add([]byte("\r\n\r\nbody\n"), uint8(0))
+	f.Fuzz(func(t *testing.T, head []byte, chunk uint8) {
+		size := int(chunk%32) + 1
+		fast, slow := &headConn{}, &headConn{}
+		fast.inHead.Store(true)
+		slow.inHead.Store(true)
+		for off := 0; off < len(head) && fast.inHead.Load(); off += size {
+			part := head[off:min(len(head), off+size)]
+			got, want := fast.scan(part), slow.scanBytewise(part)
+			if got != want || fast.cr != slow.cr || fast.inHead.Load() != slow.inHead.Load() {
+				t.Fatalf("head %q, chunk at %d: scan %d (cr %d), bytewise %d (cr %d)", head, off, got, fast.cr, want, slow.cr)
+			}
+			if got >= 0 {
+				return
+			}
+		}
+	})
+}
