@@ -175,14 +175,10 @@ func staleConn(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// attempt sends the exchange's request to u and returns the outcome; resp
-// holds the response for outOK and out5xx. The caller owns u's in-flight
-// count from here on and ends it with finish (or respond).
-//
-// The breaker wraps the exchange up to the response header: connect
-// errors, timeouts and 502/503/504 count as failures, the client's own
-// faults are excluded.
-func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, deadline time.Time) outcome {
+// aim points the exchange's request at u ("<u's base path><path>?<query>")
+// and returns the attempt's start and its deadline: the try timeout (the
+// service's policy, else the gateway's), within the request's deadline.
+func (p *Proxy) aim(ex *exchange, u *upstream, deadline time.Time) (now, try time.Time) {
 	ex.uri = append(ex.uri[:0], u.uriPrefix...)
 	if len(ex.path) == 0 || ex.path[0] != '/' {
 		ex.uri = append(ex.uri, '/')
@@ -192,16 +188,26 @@ func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, dead
 		ex.uri = append(append(ex.uri, '?'), ex.query...)
 	}
 	ex.req.SetRequestURIBytes(ex.uri)
-
 	tt := p.o.TryTimeout
 	if ex.pol != nil {
 		tt = ex.pol.tryTimeout
 	}
-	now := time.Now()
-	try := now.Add(tt)
-	if try.After(deadline) {
+	now = time.Now()
+	if try = now.Add(tt); try.After(deadline) {
 		try = deadline
 	}
+	return now, try
+}
+
+// attempt sends the exchange's request to u and returns the outcome; resp
+// holds the response for outOK and out5xx. The caller owns u's in-flight
+// count from here on and ends it with finish (or respond).
+//
+// The breaker wraps the exchange up to the response header: connect
+// errors, timeouts and 502/503/504 count as failures, the client's own
+// faults are excluded.
+func (p *Proxy) attempt(ex *exchange, u *upstream, resp *fasthttp.Response, deadline time.Time) outcome {
+	now, try := p.aim(ex, u, deadline)
 	u.inFlight.Add(1)
 	c := u.connection()
 	var out outcome

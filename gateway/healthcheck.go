@@ -43,13 +43,9 @@ func (p *Proxy) probeRound(done <-chan struct{}) {
 		return
 	}
 	var targets []*upstream
-	for _, svc := range p.routes.Load().exact {
-		if t := svc.table.Load(); t != nil {
-			for u := range t.nodes {
-				if p.healthPath(u) != "" {
-					targets = append(targets, u)
-				}
-			}
+	for u := range p.upstreams {
+		if p.healthPath(u) != "" {
+			targets = append(targets, u)
 		}
 	}
 	sem := make(chan struct{}, p.o.Health.Concurrency)

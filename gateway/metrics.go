@@ -73,18 +73,12 @@ func (pm *proxyMetrics) evicted() {
 // node's health state, so it is for scrapes, not for requests.
 func (p *Proxy) UnhealthyUpstreams() int {
 	n := 0
-	for _, svc := range p.routes.Load().exact {
-		t := svc.table.Load()
-		if t == nil {
-			continue
+	for u := range p.upstreams {
+		u.hmu.Lock()
+		if u.checkFails > 0 {
+			n++
 		}
-		for u := range t.nodes {
-			u.hmu.Lock()
-			if u.checkFails > 0 {
-				n++
-			}
-			u.hmu.Unlock()
-		}
+		u.hmu.Unlock()
 	}
 	return n
 }

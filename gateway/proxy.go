@@ -582,15 +582,12 @@ func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span
 		if failed {
 			// A retry: only within the budget, so that a failing service
 			// does not see its load multiplied.
-			if !svc.budget.withdraw() {
+			if !svc.spendRetry() {
 				break
 			}
 			finish(pendU, pend)
 			pend, pendU, failed = nil, nil, false
 			retries++
-			if m := svc.metrics.Load(); m != nil {
-				m.retries.Inc()
-			}
 		}
 		ex.tried[ex.ntried] = u
 		ex.ntried++

@@ -32,17 +32,11 @@ func (p *Proxy) SetHealth(service, node, address string, healthy bool) bool {
 // node out of rotation. It returns how many nodes changed.
 func (p *Proxy) SyncHealth(unhealthy func(service, node, address string) bool) int {
 	n := 0
-	for _, svc := range p.routes.Load().exact {
-		t := svc.table.Load()
-		if t == nil {
-			continue
-		}
-		for u := range t.nodes {
-			down := unhealthy(u.service, u.name, u.address)
-			if u.down.Load() != down {
-				u.down.Store(down)
-				n++
-			}
+	for u := range p.upstreams {
+		down := unhealthy(u.service, u.name, u.address)
+		if u.down.Load() != down {
+			u.down.Store(down)
+			n++
 		}
 	}
 	return n

@@ -38,6 +38,18 @@ type service struct {
 	ejectMu sync.Mutex
 }
 
+// spendRetry takes one retry from the service's budget, counting it;
+// false when the budget is exhausted.
+func (svc *service) spendRetry() bool {
+	if !svc.budget.withdraw() {
+		return false
+	}
+	if m := svc.metrics.Load(); m != nil {
+		m.retries.Inc()
+	}
+	return true
+}
+
 // serviceTable is the immutable routing state of one service at one
 // registry snapshot. Each node's upstream is attached to its registry
 // record (registry.Node.Attach) before the table is published, so the table
@@ -88,6 +100,23 @@ func (t *serviceTable) nodes(yield func(*upstream) bool) {
 	for _, n := range t.snap.Parents {
 		if u := upstreamOf(t.svc, n); u != nil && !yield(u) {
 			return
+		}
+	}
+}
+
+// upstreams yields the upstream of every registration of every service
+// in the current routes (for u := range p.upstreams): for reports, health
+// rounds and scrapes, never for requests.
+func (p *Proxy) upstreams(yield func(*upstream) bool) {
+	for _, svc := range p.routes.Load().exact {
+		t := svc.table.Load()
+		if t == nil {
+			continue
+		}
+		for u := range t.nodes {
+			if !yield(u) {
+				return
+			}
 		}
 	}
 }

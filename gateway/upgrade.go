@@ -150,13 +150,10 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 		}
 		u := t.vnode(i)
 		if tried && last != outRejected {
-			if !svc.budget.withdraw() {
+			if !svc.spendRetry() {
 				break
 			}
 			retries++
-			if m := svc.metrics.Load(); m != nil {
-				m.retries.Inc()
-			}
 		}
 		ex.tried[ex.ntried] = u
 		ex.ntried++
@@ -216,26 +213,10 @@ var strUpgrade = []byte("Upgrade")
 // outcome says why there is none. The caller ends u's in-flight count
 // when no tunnel is returned.
 func (p *Proxy) handshake(ex *exchange, u *upstream, resp *fasthttp.Response, deadline time.Time) (*tunnel, outcome) {
-	ex.uri = append(ex.uri[:0], u.uriPrefix...)
-	if len(ex.path) == 0 || ex.path[0] != '/' {
-		ex.uri = append(ex.uri, '/')
-	}
-	ex.uri = append(ex.uri, ex.path...)
-	if len(ex.query) > 0 {
-		ex.uri = append(append(ex.uri, '?'), ex.query...)
-	}
-	ex.req.SetRequestURIBytes(ex.uri)
+	_, try := p.aim(ex, u, deadline)
 	// Parsed, so that Write sends the origin form and the node's Host,
 	// as the pool does.
 	ex.req.URI()
-	tt := p.o.TryTimeout
-	if ex.pol != nil {
-		tt = ex.pol.tryTimeout // the service's policy (policy.go)
-	}
-	try := time.Now().Add(tt)
-	if try.After(deadline) {
-		try = deadline
-	}
 	u.inFlight.Add(1)
 	c := u.connection()
 	var tun *tunnel

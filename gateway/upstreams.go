@@ -43,39 +43,33 @@ func (p *Proxy) Upstreams() UpstreamsReport {
 		Nodes:          []NodeReport{},
 	}
 	now := time.Now().UnixNano()
-	for _, svc := range p.routes.Load().exact {
-		t := svc.table.Load()
-		if t == nil {
-			continue
+	for u := range p.upstreams {
+		key := u.service + "/" + u.name
+		breaker, consec := u.breakerState()
+		u.hmu.Lock()
+		nr := NodeReport{
+			Service:             u.service,
+			Node:                u.name,
+			Address:             u.address,
+			Healthy:             !u.down.Load(),
+			Breaker:             breaker,
+			Ejected:             u.ejectedUntil.Load() > now,
+			InFlight:            u.inFlight.Load(),
+			ConsecutiveFailures: consec,
+			HealthCheckFailures: u.checkFails,
+			LastError:           u.lastError,
 		}
-		for u := range t.nodes {
-			key := u.service + "/" + u.name
-			breaker, consec := u.breakerState()
-			u.hmu.Lock()
-			nr := NodeReport{
-				Service:             u.service,
-				Node:                u.name,
-				Address:             u.address,
-				Healthy:             !u.down.Load(),
-				Breaker:             breaker,
-				Ejected:             u.ejectedUntil.Load() > now,
-				InFlight:            u.inFlight.Load(),
-				ConsecutiveFailures: consec,
-				HealthCheckFailures: u.checkFails,
-				LastError:           u.lastError,
-			}
-			if !u.lastCheck.IsZero() {
-				nr.LastCheck = u.lastCheck.UnixMilli()
-			}
-			u.hmu.Unlock()
-			if !nr.Healthy {
-				r.UnhealthyNodes = append(r.UnhealthyNodes, key)
-			}
-			if nr.HealthCheckFailures > 0 {
-				r.FailureCounts[key] = nr.HealthCheckFailures
-			}
-			r.Nodes = append(r.Nodes, nr)
+		if !u.lastCheck.IsZero() {
+			nr.LastCheck = u.lastCheck.UnixMilli()
 		}
+		u.hmu.Unlock()
+		if !nr.Healthy {
+			r.UnhealthyNodes = append(r.UnhealthyNodes, key)
+		}
+		if nr.HealthCheckFailures > 0 {
+			r.FailureCounts[key] = nr.HealthCheckFailures
+		}
+		r.Nodes = append(r.Nodes, nr)
 	}
 	sort.Strings(r.UnhealthyNodes)
 	sort.Slice(r.Nodes, func(i, j int) bool {
