@@ -193,6 +193,10 @@ func TestTraceHeaders(t *testing.T) {
 	if resp.Header.Get("traceparent") != in || resp.Header.Get("x-trace-id") != "abc123" {
 		t.Fatalf("incoming trace headers not kept: %v", resp.Header)
 	}
+	// The trace record carries the response's traceparent.
+	if recs := ts.srv.o.Traces.Recent(1); len(recs) != 1 || recs[0].Kind != "admin" || recs[0].Traceparent != in {
+		t.Fatalf("trace record %+v, want the admin request with traceparent %s", recs, in)
+	}
 	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"} {
 		resp, _ = ts.do("GET", "/no/such/path", "", "", "traceparent", bad)
 		tp := resp.Header.Get("traceparent")
