@@ -2,21 +2,14 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -26,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/maxine-io/maxine/internal/testcert"
 )
 
 // wsEchoServer is a real WebSocket echo server (gorilla/websocket) on
@@ -141,61 +136,6 @@ func errorsAsTimeout(err error, ne *net.Error) bool {
 	return false
 }
 
-// e2eCA makes a CA and issues certificates for 127.0.0.1.
-type e2eCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newE2ECA(t *testing.T) *e2eCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &e2eCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	return ca
-}
-
-func (ca *e2eCA) issue(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
-
-// write replaces dir/cert.pem and dir/key.pem (key first, each by rename).
-func (ca *e2eCA) write(t *testing.T, dir, cn string) {
-	t.Helper()
-	c, k := ca.issue(t, cn)
-	for name, b := range map[string][]byte{"key.pem": k, "cert.pem": c} {
-		tmp := filepath.Join(dir, name+".tmp")
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func servedCommonName(addr string, pool *x509.CertPool) string {
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool})
 	if err != nil {
@@ -210,15 +150,12 @@ func servedCommonName(addr string, pool *x509.CertPool) string {
 // (without restarting: the same process answers), refuses plain HTTP on
 // the TLS port cleanly, and reaches an ssl node through the CA bundle.
 func TestTLSThroughBinary(t *testing.T) {
-	ca := newE2ECA(t)
+	ca := testcert.NewCA(t)
 	dir := t.TempDir()
-	ca.write(t, dir, "gw-v1")
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca.WritePair(t, dir, "gw-v1")
+	caFile := ca.WriteCA(t, dir)
 	// An https node with a certificate of the same CA.
-	nc, nk := ca.issue(t, "node")
+	nc, nk := ca.Issue(t, "node")
 	pair, _ := tls.X509KeyPair(nc, nk)
 	node := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Upstream", "secure")
@@ -248,10 +185,10 @@ func TestTLSThroughBinary(t *testing.T) {
 	}
 	in.waitRoutable("secure")
 
-	if cn := servedCommonName(tlsAddr, ca.pool); cn != "gw-v1" {
+	if cn := servedCommonName(tlsAddr, ca.Pool); cn != "gw-v1" {
 		t.Fatalf("served %q", cn)
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	defer hc.CloseIdleConnections()
 	resp, err := hc.Get("https://" + tlsAddr + "/secure/x")
 	if err != nil {
@@ -264,12 +201,12 @@ func TestTLSThroughBinary(t *testing.T) {
 	}
 
 	// SIGHUP reloads.
-	ca.write(t, dir, "gw-v2")
+	ca.WritePair(t, dir, "gw-v2")
 	in.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 10*time.Second, "gw-v2 served after SIGHUP", func() bool { return servedCommonName(tlsAddr, ca.pool) == "gw-v2" })
+	eventually(t, 10*time.Second, "gw-v2 served after SIGHUP", func() bool { return servedCommonName(tlsAddr, ca.Pool) == "gw-v2" })
 	// A change on disk alone is noticed.
-	ca.write(t, dir, "gw-v3")
-	eventually(t, 10*time.Second, "gw-v3 served after the files changed", func() bool { return servedCommonName(tlsAddr, ca.pool) == "gw-v3" })
+	ca.WritePair(t, dir, "gw-v3")
+	eventually(t, 10*time.Second, "gw-v3 served after the files changed", func() bool { return servedCommonName(tlsAddr, ca.Pool) == "gw-v3" })
 	select {
 	case <-in.exited:
 		t.Fatalf("maxine exited:\n%s", in.out.String())
@@ -290,9 +227,9 @@ func TestTLSThroughBinary(t *testing.T) {
 // tokens), the certificate reloaded on SIGHUP without a restart, plain
 // HTTP to the TLS port answered 400, and the cleartext port unchanged.
 func TestAdminTLSThroughBinary(t *testing.T) {
-	ca := newE2ECA(t)
+	ca := testcert.NewCA(t)
 	dir := t.TempDir()
-	ca.write(t, dir, "admin-v1")
+	ca.WritePair(t, dir, "admin-v1")
 	in := start(t, "", nil, "--admin-tls-addr", "127.0.0.1:0",
 		"--admin-tls-cert-file", filepath.Join(dir, "cert.pem"), "--admin-tls-key-file", filepath.Join(dir, "key.pem"),
 		"--gateway-tls-reload-interval", "100ms")
@@ -305,10 +242,10 @@ func TestAdminTLSThroughBinary(t *testing.T) {
 		}
 		return m != nil
 	})
-	if cn := servedCommonName(tlsAddr, ca.pool); cn != "admin-v1" {
+	if cn := servedCommonName(tlsAddr, ca.Pool); cn != "admin-v1" {
 		t.Fatalf("served %q", cn)
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	defer hc.CloseIdleConnections()
 	do := func(method, path, token, body string) (int, []byte) {
 		t.Helper()
@@ -345,9 +282,9 @@ func TestAdminTLSThroughBinary(t *testing.T) {
 		t.Fatal("the cleartext admin port does not list the node registered over https")
 	}
 
-	ca.write(t, dir, "admin-v2")
+	ca.WritePair(t, dir, "admin-v2")
 	in.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 10*time.Second, "admin-v2 served after SIGHUP", func() bool { return servedCommonName(tlsAddr, ca.pool) == "admin-v2" })
+	eventually(t, 10*time.Second, "admin-v2 served after SIGHUP", func() bool { return servedCommonName(tlsAddr, ca.Pool) == "admin-v2" })
 	if in.cmd.Process.Pid != pid {
 		t.Fatal("restarted")
 	}

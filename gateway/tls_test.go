@@ -3,15 +3,9 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,92 +17,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/maxine-io/maxine/internal/testcert"
 	"github.com/maxine-io/maxine/registry"
 )
-
-// testCA is a certificate authority made by the test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "maxine test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	return ca
-}
-
-// issue returns a PEM certificate and key for 127.0.0.1 and localhost
-// with common name cn.
-func (ca *testCA) issue(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
-
-// writePair writes a certificate and key for cn to dir/cert.pem and
-// dir/key.pem, replacing them by rename as an operator's tooling would.
-func (ca *testCA) writePair(t *testing.T, dir, cn string) (certFile, keyFile string) {
-	t.Helper()
-	c, k := ca.issue(t, cn)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for _, f := range []struct {
-		path string
-		b    []byte
-	}{{keyFile, k}, {certFile, c}} {
-		tmp := f.path + ".tmp"
-		if err := os.WriteFile(tmp, f.b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, f.path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
 
 // tlsGateway serves f's Proxy on a TLS listener with the key pair.
 func tlsGateway(t *testing.T, f *fixture, kp *KeyPair) string {
@@ -155,20 +66,20 @@ func TestTLSListener(t *testing.T) {
 	b := startBackend(t, "n1", nil)
 	f.register("svc", "n1", b, 1, nil)
 	f.waitNodes("svc", 1)
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	dir := t.TempDir()
-	certFile, keyFile := ca.writePair(t, dir, "gateway-v1")
+	certFile, keyFile := ca.WritePair(t, dir, "gateway-v1")
 	kp, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := tlsGateway(t, f, kp)
 
-	cn, proto := servedCN(t, addr, ca.pool)
+	cn, proto := servedCN(t, addr, ca.Pool)
 	if cn != "gateway-v1" || proto != "http/1.1" {
 		t.Fatalf("served %q with ALPN %q", cn, proto)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get("https://" + addr + "/svc/x")
 	if err != nil {
@@ -186,48 +97,48 @@ func TestTLSListener(t *testing.T) {
 	if _, err := tls.Dial("tcp", addr, &tls.Config{}); err == nil {
 		t.Fatal("a client without the CA accepted the certificate")
 	}
-	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, MaxVersion: tls.VersionTLS11}); err == nil {
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, MaxVersion: tls.VersionTLS11}); err == nil {
 		c.Close()
 		t.Fatal("TLS 1.1 accepted")
 	}
 
 	// SIGHUP's path: Reload reads the files again.
-	ca.writePair(t, dir, "gateway-v2")
+	ca.WritePair(t, dir, "gateway-v2")
 	if err := kp.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if cn, _ := servedCN(t, addr, ca.pool); cn != "gateway-v2" {
+	if cn, _ := servedCN(t, addr, ca.Pool); cn != "gateway-v2" {
 		t.Fatalf("after Reload: %q", cn)
 	}
 	// The files' change noticed by the poll.
-	ca.writePair(t, dir, "gateway-v3")
+	ca.WritePair(t, dir, "gateway-v3")
 	if changed, err := kp.ReloadIfChanged(); !changed || err != nil {
 		t.Fatalf("ReloadIfChanged after a change: %v %v", changed, err)
 	}
-	if cn, _ := servedCN(t, addr, ca.pool); cn != "gateway-v3" {
+	if cn, _ := servedCN(t, addr, ca.Pool); cn != "gateway-v3" {
 		t.Fatalf("after the files changed: %q", cn)
 	}
 	if changed, err := kp.ReloadIfChanged(); changed || err != nil {
 		t.Fatalf("ReloadIfChanged without a change: %v %v", changed, err)
 	}
 	// A key that does not match: refused, the last good pair stays.
-	_, otherKey := ca.issue(t, "other")
+	_, otherKey := ca.Issue(t, "other")
 	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := kp.Reload(); err == nil {
 		t.Fatal("Reload accepted a key that does not match the certificate")
 	}
-	if cn, _ := servedCN(t, addr, ca.pool); cn != "gateway-v3" {
+	if cn, _ := servedCN(t, addr, ca.Pool); cn != "gateway-v3" {
 		t.Fatalf("after a bad reload: %q", cn)
 	}
 }
 
 // TestTLSWatch: Watch notices replaced files by itself.
 func TestTLSWatch(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testcert.NewCA(t)
 	dir := t.TempDir()
-	certFile, keyFile := ca.writePair(t, dir, "w1")
+	certFile, keyFile := ca.WritePair(t, dir, "w1")
 	kp, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +150,7 @@ func TestTLSWatch(t *testing.T) {
 		kp.Watch(done, 10*time.Millisecond, nil)
 	}()
 	defer func() { close(done); <-stopped }()
-	ca.writePair(t, dir, "w2")
+	ca.WritePair(t, dir, "w2")
 	waitFor(t, "the watcher to load w2", func() bool {
 		c, _ := kp.GetCertificate(nil)
 		x, _ := x509.ParseCertificate(c.Certificate[0])
@@ -251,8 +162,8 @@ func TestTLSWatch(t *testing.T) {
 // plain 400 saying so, and the connection is closed.
 func TestPlainHTTPToTLSPort(t *testing.T) {
 	f := newFixture(t, nil)
-	ca := newTestCA(t)
-	certFile, keyFile := ca.writePair(t, t.TempDir(), "gw")
+	ca := testcert.NewCA(t)
+	certFile, keyFile := ca.WritePair(t, t.TempDir(), "gw")
 	kp, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -279,8 +190,8 @@ func TestPlainHTTPToTLSPort(t *testing.T) {
 // certificate verified: with the CA bundle it works, without it the
 // gateway answers 502.
 func TestUpstreamTLS(t *testing.T) {
-	ca := newTestCA(t)
-	certPEM, keyPEM := ca.issue(t, "node")
+	ca := testcert.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, "node")
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -304,10 +215,7 @@ func TestUpstreamTLS(t *testing.T) {
 	node.StartTLS()
 	defer node.Close()
 	port := node.Listener.Addr().(*net.TCPAddr).Port
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := ca.WriteCA(t, t.TempDir())
 	bundle, err := UpstreamTLSConfig(caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -366,15 +274,15 @@ func TestWebSocketOverTLSListener(t *testing.T) {
 	e := startWSEcho(t, "n1")
 	f.register("ws", "n1", e.backend, 1, nil)
 	f.waitNodes("ws", 1)
-	ca := newTestCA(t)
-	certFile, keyFile := ca.writePair(t, t.TempDir(), "gw")
+	ca := testcert.NewCA(t)
+	certFile, keyFile := ca.WritePair(t, t.TempDir(), "gw")
 	kp, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := tlsGateway(t, f, kp)
 	t.Cleanup(func() { f.p.CloseTunnels(context.Background()) })
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: ca.pool}}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}
 	c, resp, err := d.Dial("wss://"+addr+"/ws/echo", nil)
 	if err != nil {
 		t.Fatalf("wss dial: %v %v", err, resp)
