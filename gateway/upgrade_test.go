@@ -114,6 +114,40 @@ func wsDial(t *testing.T, url string) (*websocket.Conn, *http.Response, error) {
 	return c, resp, err
 }
 
+// wsSetup is a fixture (with mod applied to its options) serving service
+// "ws" with the WebSocket echo node "n1", behind the gateway listener at
+// addr.
+func wsSetup(t *testing.T, mod func(*Options)) (f *fixture, e *wsEcho, addr string) {
+	t.Helper()
+	f = newFixture(t, mod)
+	e = startWSEcho(t, "n1")
+	f.register("ws", "n1", e.backend, 1, nil)
+	f.waitNodes("ws", 1)
+	return f, e, listenerServer(t, f)
+}
+
+// mustDial opens a WebSocket to url or fails the test.
+func mustDial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := wsDial(t, url)
+	if err != nil {
+		t.Fatalf("dial %s: %v (response %v)", url, err, resp)
+	}
+	return c
+}
+
+// expectClosed fails unless reading c ends with the connection closed,
+// not with the read deadline set within from now; what names the case.
+func expectClosed(t *testing.T, c *websocket.Conn, within time.Duration, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	_, _, err := c.ReadMessage()
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("%s: %v, want the connection closed", what, err)
+	}
+}
+
 func echo(t *testing.T, c *websocket.Conn, mt int, msg []byte) {
 	t.Helper()
 	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -152,12 +186,7 @@ func (f *fixture) tunnelGauge(t *testing.T, name string) float64 {
 // echo through the gateway listener (through Listener, as the binary
 // serves it), counted in metrics and traces.
 func TestWebSocketThroughGateway(t *testing.T) {
-	f := newFixture(t, nil)
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
-
+	f, _, addr := wsSetup(t, nil)
 	c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
 	if err != nil {
 		t.Fatalf("dial: %v (response %v)", err, resp)
@@ -204,20 +233,13 @@ func TestWebSocketThroughGateway(t *testing.T) {
 // TestWebSocketCloseFromNode: the node closes with a code; the client
 // gets it, and the tunnel ends.
 func TestWebSocketCloseFromNode(t *testing.T) {
-	f := newFixture(t, nil)
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
-	c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-	if err != nil {
-		t.Fatalf("dial: %v (response %v)", err, resp)
-	}
+	f, e, addr := wsSetup(t, nil)
+	c := mustDial(t, "ws://"+addr+"/ws/echo")
 	echo(t, c, websocket.TextMessage, []byte("x"))
 	sc := e.conn(t)
 	sc.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "node says bye"), time.Now().Add(5*time.Second))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err = c.ReadMessage()
+	_, _, err := c.ReadMessage()
 	if !websocket.IsCloseError(err, 4001) {
 		t.Fatalf("client got %v, want close 4001", err)
 	}
@@ -228,23 +250,11 @@ func TestWebSocketCloseFromNode(t *testing.T) {
 // TestWebSocketNodeDies: the node's connection drops without a close
 // frame mid-tunnel; the client's connection is closed, not left hanging.
 func TestWebSocketNodeDies(t *testing.T) {
-	f := newFixture(t, nil)
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
-	c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-	if err != nil {
-		t.Fatalf("dial: %v (response %v)", err, resp)
-	}
+	f, e, addr := wsSetup(t, nil)
+	c := mustDial(t, "ws://"+addr+"/ws/echo")
 	echo(t, c, websocket.TextMessage, []byte("x"))
 	e.conn(t).NetConn().Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err = c.ReadMessage()
-	var ne net.Error
-	if err == nil || errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("client read after the node died: %v, want the connection closed", err)
-	}
+	expectClosed(t, c, 10*time.Second, "client read after the node died")
 	waitFor(t, "the tunnel to close", func() bool { return f.tunnelGauge(t, "maxine_gateway_tunnels_active") == 0 })
 }
 
@@ -252,11 +262,7 @@ func TestWebSocketNodeDies(t *testing.T) {
 // 101 has its response relayed as it is; a node that cannot be reached
 // gives 502.
 func TestWebSocketRefused(t *testing.T) {
-	f := newFixture(t, nil)
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
+	f, _, addr := wsSetup(t, nil)
 	_, resp, err := wsDial(t, "ws://"+addr+"/ws/echo?refuse=1")
 	if !errors.Is(err, websocket.ErrBadHandshake) || resp == nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("refused upgrade: %v %v", err, resp)
@@ -282,38 +288,19 @@ func TestWebSocketRefused(t *testing.T) {
 // TestWebSocketIdleTimeout: a tunnel with no traffic either way is closed
 // after TunnelIdleTimeout.
 func TestWebSocketIdleTimeout(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.TunnelIdleTimeout = 200 * time.Millisecond })
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
-	c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-	if err != nil {
-		t.Fatalf("dial: %v (response %v)", err, resp)
-	}
+	f, _, addr := wsSetup(t, func(o *Options) { o.TunnelIdleTimeout = 200 * time.Millisecond })
+	c := mustDial(t, "ws://"+addr+"/ws/echo")
 	// No echo first: on a loaded machine the idle time could pass before
 	// it, and nothing here depends on how soon the gateway acts.
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	_, _, err = c.ReadMessage()
-	var ne net.Error
-	if err == nil || errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("idle tunnel: %v, want it closed by the gateway", err)
-	}
+	expectClosed(t, c, 20*time.Second, "idle tunnel")
 	waitFor(t, "the tunnel to close", func() bool { return f.tunnelGauge(t, "maxine_gateway_tunnels_active") == 0 })
 }
 
 // TestCloseTunnels: CloseTunnels (the drain) waits for tunnels until its
 // context ends, then closes them; later upgrades are refused 503.
 func TestCloseTunnels(t *testing.T) {
-	f := newFixture(t, nil)
-	e := startWSEcho(t, "n1")
-	f.register("ws", "n1", e.backend, 1, nil)
-	f.waitNodes("ws", 1)
-	addr := listenerServer(t, f)
-	c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-	if err != nil {
-		t.Fatalf("dial: %v (response %v)", err, resp)
-	}
+	f, _, addr := wsSetup(t, nil)
+	c := mustDial(t, "ws://"+addr+"/ws/echo")
 	echo(t, c, websocket.TextMessage, []byte("x"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -324,7 +311,7 @@ func TestCloseTunnels(t *testing.T) {
 	if _, _, err := c.ReadMessage(); err == nil {
 		t.Fatal("tunnel still open after CloseTunnels")
 	}
-	_, resp, err = wsDial(t, "ws://"+addr+"/ws/echo")
+	_, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade after CloseTunnels: %v %v", err, resp)
 	}
@@ -361,15 +348,8 @@ func TestWebSocketServeService(t *testing.T) {
 // dialled.
 func TestTunnelCaps(t *testing.T) {
 	t.Run("per client", func(t *testing.T) {
-		f := newFixture(t, func(o *Options) { o.MaxRequestsPerClient = 1 })
-		e := startWSEcho(t, "n1")
-		f.register("ws", "n1", e.backend, 1, nil)
-		f.waitNodes("ws", 1)
-		addr := listenerServer(t, f)
-		c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-		if err != nil {
-			t.Fatalf("first tunnel: %v %v", err, resp)
-		}
+		f, e, addr := wsSetup(t, func(o *Options) { o.MaxRequestsPerClient = 1 })
+		c := mustDial(t, "ws://"+addr+"/ws/echo")
 		echo(t, c, websocket.TextMessage, []byte("x"))
 		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("second tunnel of the same client: %v %v", err, resp)
@@ -388,15 +368,8 @@ func TestTunnelCaps(t *testing.T) {
 		}
 	})
 	t.Run("gateway", func(t *testing.T) {
-		f := newFixture(t, func(o *Options) { o.MaxTunnels = 1 })
-		e := startWSEcho(t, "n1")
-		f.register("ws", "n1", e.backend, 1, nil)
-		f.waitNodes("ws", 1)
-		addr := listenerServer(t, f)
-		c, resp, err := wsDial(t, "ws://"+addr+"/ws/echo")
-		if err != nil {
-			t.Fatalf("first tunnel: %v %v", err, resp)
-		}
+		_, _, addr := wsSetup(t, func(o *Options) { o.MaxTunnels = 1 })
+		c := mustDial(t, "ws://"+addr+"/ws/echo")
 		echo(t, c, websocket.TextMessage, []byte("x"))
 		if _, resp, err := wsDial(t, "ws://"+addr+"/ws/echo"); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("tunnel over MaxTunnels: %v %v", err, resp)
