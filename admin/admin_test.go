@@ -67,7 +67,19 @@ func newTestServer(t *testing.T, mutate func(*Options)) *testServer {
 		client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// do sends a request and returns the response (its body read) and the
+// body decoded as a JSON object.
 func (ts *testServer) do(method, path, token, body string, hdr ...string) (*http.Response, map[string]any) {
+	ts.t.Helper()
+	resp, b := ts.send(method, path, token, body, hdr...)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp, m
+}
+
+// send sends a request (JSON body, bearer token, header pairs) and
+// returns the response and its body bytes.
+func (ts *testServer) send(method, path, token, body string, hdr ...string) (*http.Response, []byte) {
 	ts.t.Helper()
 	req, err := http.NewRequest(method, ts.base+path, strings.NewReader(body))
 	if err != nil {
@@ -87,9 +99,11 @@ func (ts *testServer) do(method, path, token, body string, hdr ...string) (*http
 		ts.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp, m
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return resp, b
 }
 
 func (ts *testServer) token(user, pass string) string {

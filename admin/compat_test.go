@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,28 +23,7 @@ import (
 // they came over the wire.
 func (ts *testServer) raw(method, path, token, body string, hdr ...string) (int, http.Header, string) {
 	ts.t.Helper()
-	req, err := http.NewRequest(method, ts.base+path, strings.NewReader(body))
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
+	resp, b := ts.send(method, path, token, body, hdr...)
 	return resp.StatusCode, resp.Header, string(b)
 }
 
