@@ -233,3 +233,14 @@ func assertNonDecreasing(t *testing.T, who string, toks []int64) {
 		}
 	}
 }
+
+// leaderAndFollower starts instance "a", waits until it leads, then starts
+// "b" and waits until b sees a as the leader.
+func leaderAndFollower(t *testing.T, srv *redistest.Server, o instOpts) (a, b *instance) {
+	t.Helper()
+	a = start(t, srv, "a", o)
+	waitOneLeader(t, 15*time.Second, a)
+	b = start(t, srv, "b", o)
+	waitFor(t, 15*time.Second, "b to see a as leader", func() bool { return b.l.Status().LeaderInstanceID == "a" })
+	return a, b
+}

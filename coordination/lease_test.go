@@ -134,10 +134,7 @@ func TestTokensIncreaseAcrossHandovers(t *testing.T) {
 func TestReleaseOnCancelHandsOver(t *testing.T) {
 	srv := redistest.Start(t)
 	o := instOpts{ttl: 30 * time.Second, renew: 250 * time.Millisecond}
-	a := start(t, srv, "a", o)
-	waitOneLeader(t, 15*time.Second, a)
-	b := start(t, srv, "b", o)
-	waitFor(t, 15*time.Second, "b to see a as leader", func() bool { return b.l.Status().LeaderInstanceID == "a" })
+	a, b := leaderAndFollower(t, srv, o)
 	_, tokA := a.l.IsLeader()
 
 	stopped := time.Now()
@@ -169,10 +166,7 @@ func TestReleaseOnCancelHandsOver(t *testing.T) {
 func TestLeaderDeathFailover(t *testing.T) {
 	srv := redistest.Start(t)
 	o := instOpts{ttl: 2 * time.Second, renew: 500 * time.Millisecond}
-	a := start(t, srv, "a", o)
-	waitOneLeader(t, 15*time.Second, a)
-	b := start(t, srv, "b", o)
-	waitFor(t, 15*time.Second, "b to see a as leader", func() bool { return b.l.Status().LeaderInstanceID == "a" })
+	a, b := leaderAndFollower(t, srv, o)
 	_, tokA := a.l.IsLeader()
 
 	_ = a.client.Close() // the process is gone: no more renewals, no release
@@ -195,10 +189,7 @@ func TestLeaderDeathFailover(t *testing.T) {
 func TestStalledLeaderIsFenced(t *testing.T) {
 	srv := redistest.Start(t)
 	o := instOpts{ttl: 2 * time.Second, renew: 500 * time.Millisecond}
-	a := start(t, srv, "a", o)
-	waitOneLeader(t, 15*time.Second, a)
-	b := start(t, srv, "b", o)
-	waitFor(t, 15*time.Second, "b to see a as leader", func() bool { return b.l.Status().LeaderInstanceID == "a" })
+	a, b := leaderAndFollower(t, srv, o)
 
 	set := FencedScript(`
 redis.call('SET', KEYS[3], ARGV[3])
@@ -364,10 +355,7 @@ func TestAcquireRaisesFenceToFloor(t *testing.T) {
 func TestFencedRefusals(t *testing.T) {
 	srv := redistest.Start(t)
 	o := instOpts{ttl: 2 * time.Second, renew: 300 * time.Millisecond}
-	a := start(t, srv, "a", o)
-	waitOneLeader(t, 15*time.Second, a)
-	b := start(t, srv, "b", o)
-	waitFor(t, 15*time.Second, "b to see a as leader", func() bool { return b.l.Status().LeaderInstanceID == "a" })
+	a, b := leaderAndFollower(t, srv, o)
 	ctx := context.Background()
 
 	plain := redis.NewScript(`redis.call('SET', KEYS[1], 'x')`)
