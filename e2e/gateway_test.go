@@ -86,3 +86,40 @@ func TestGatewayWeightsAndHealthyNodes(t *testing.T) {
 		t.Fatalf("upstreams: %d %s", r.status, r.body)
 	}
 }
+
+// TestRoutingLoopBetweenInstances: two maxine processes whose service
+// "loop" points at each other's gateway (a registration the own-listener
+// check cannot refuse: the address is the other instance's). Each gateway
+// names itself in Via (its --instance-id), so the request makes one lap and
+// is answered 508 by the first instance when it comes back, instead of
+// circling between them. A node sees the instance in Via.
+func TestRoutingLoopBetweenInstances(t *testing.T) {
+	a := start(t, "", nil, "--instance-id", "loop-a")
+	b := start(t, "", nil, "--instance-id", "loop-b")
+	at := func(in *instance) string {
+		_, port, _ := strings.Cut(strings.TrimPrefix(in.gateway, "http://"), ":")
+		return `{"serviceName":"loop","nodeName":"n","hostName":"127.0.0.1","port":` + port + `,"timeOut":60}`
+	}
+	if r := a.register(at(b)); r.status != 200 {
+		t.Fatalf("register on a: %d %s", r.status, r.body)
+	}
+	if r := b.register(at(a)); r.status != 200 {
+		t.Fatalf("register on b: %d %s", r.status, r.body)
+	}
+	eventually(t, 5*time.Second, "the loop to be refused with 508", func() bool {
+		r := call(t, "GET", a.gateway+"/x", "", "", "X-Maxine-Service", "loop")
+		return r.status == 508 && strings.Contains(bodyString(r), "Loop Detected")
+	})
+
+	up := newUpstream(t, "via-up")
+	if r := a.register(up.registration("plain", "p1")); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	a.waitRoutable("plain")
+	if r := call(t, "GET", a.gateway+"/plain/x", "", "", "Via", "1.0 edge"); r.status != 200 {
+		t.Fatalf("plain: %d", r.status)
+	}
+	if h, _ := up.seen(); h.Get("Via") != "1.0 edge, 1.1 maxine-loop-a" {
+		t.Errorf("the node saw Via %q", h.Get("Via"))
+	}
+}

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -118,6 +120,11 @@ type Options struct {
 	Traces TraceSink
 	// TraceHeader is the trace-id header name. Default "x-trace-id".
 	TraceHeader string
+	// Via is this instance's pseudonym in the Via field of forwarded
+	// requests, which also detects routing loops (via.go); cmd/maxine
+	// sets ViaPseudonym(instance id). Empty: a random one per Proxy.
+	// It must be an HTTP token.
+	Via string
 	// Logger receives breaker, health and eviction log lines.
 	Logger zerolog.Logger
 }
@@ -292,6 +299,14 @@ func (o *Options) normalize() error {
 	}
 	if o.Health.Path != "" && o.Health.Path[0] != '/' {
 		o.Health.Path = "/" + o.Health.Path
+	}
+	if o.Via == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		o.Via = "maxine-" + hex.EncodeToString(b[:])
+	}
+	if !isToken(o.Via) {
+		return fmt.Errorf("gateway: Via pseudonym %q is not an HTTP token", o.Via)
 	}
 	if o.TraceHeader == "" {
 		o.TraceHeader = "x-trace-id"

@@ -45,6 +45,7 @@ import (
 type Proxy struct {
 	o        Options
 	traceKey []byte // o.TraceHeader in fasthttp's canonical form
+	via      []byte // o.Via, this instance's pseudonym (via.go)
 	reg      *registry.Registry
 	log      zerolog.Logger
 
@@ -131,6 +132,7 @@ func New(o Options) (*Proxy, error) {
 	p := &Proxy{
 		o:        o,
 		traceKey: fasthttp.AppendNormalizedHeaderKey(nil, o.TraceHeader),
+		via:      []byte(o.Via),
 		reg:      o.Registry,
 		log:      o.Logger,
 		services: make(map[string]*service),
@@ -471,7 +473,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	// limit covers Upgrade handshakes too.
 	ex.pol = p.policyOf(svc.table.Load())
 	var status int
-	if wait := ex.pol.limiter.take(ex.client); wait > 0 {
+	if p.looped(ctx) {
+		status = p.fail(ctx, fasthttp.StatusLoopDetected)
+	} else if wait := ex.pol.limiter.take(ex.client); wait > 0 {
 		status = p.rateLimited(ctx, ex, wait)
 	} else if slot, ok := p.clients.acquire(ex.client); ok {
 		if isUpgrade(ctx) {
@@ -681,6 +685,7 @@ func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Conte
 	req.Header.Del("Expect")
 	req.Header.SetProtocolBytes(strHTTP11)
 	ex.scratch = setForwarded(ctx, ex.client, &req.Header, ex.scratch)
+	ex.scratch = p.setVia(ctx, &req.Header, ex.scratch)
 	p.setRequestTrace(&req.Header, &ex.trace)
 
 	if !ctx.Request.IsBodyStream() {
@@ -760,6 +765,7 @@ var errorBodies = map[int][]byte{
 	fasthttp.StatusGatewayTimeout:        []byte(`{"message":"Gateway Timeout"}`),
 	fasthttp.StatusRequestTimeout:        []byte(`{"message":"Request Timeout"}`),
 	fasthttp.StatusTooManyRequests:       []byte(`{"message":"Too Many Requests"}`),
+	fasthttp.StatusLoopDetected:          []byte(`{"message":"Loop Detected: the request has already passed through this gateway (Via)"}`),
 }
 
 var strJSON = []byte("application/json")

@@ -122,6 +122,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 	req.Header.Del("Expect")
 	req.Header.SetProtocolBytes(strHTTP11)
 	ex.scratch = setForwarded(ctx, ex.client, &req.Header, ex.scratch)
+	ex.scratch = p.setVia(ctx, &req.Header, ex.scratch)
 	p.setRequestTrace(&req.Header, &ex.trace)
 	// Connection and Upgrade are hop-by-hop, and this hop wants the same
 	// protocol switch as the client's.

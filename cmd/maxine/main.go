@@ -522,7 +522,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		TLSConfig:             o.upstreamTLS,
 		TunnelIdleTimeout:     o.tunnelIdleTimeout,
 		MaxTunnels:            o.maxTunnels,
-		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Logger: log,
+		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Via: gateway.ViaPseudonym(o.instanceID), Logger: log,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,195 @@
+package gateway
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maxine-io/maxine/registry"
+)
+
+func TestViaNames(t *testing.T) {
+	const me = "maxine-a"
+	cases := []struct {
+		v    string
+		want bool
+	}{
+		{"1.1 maxine-a", true},
+		{"HTTP/1.1 maxine-a", true},
+		{"1.0 maxine-a (Maxine)", true},
+		{"1.1 maxine-a(Maxine)", true},
+		{"1.0 edge, 1.1 maxine-a", true},
+		{"1.0 edge,1.1 maxine-a", true},
+		{" , 1.1\tmaxine-a ,", true},
+		{"1.1 edge (a, b), 1.1 maxine-a", true},
+		{"1.1 edge (a (nested, x) b), 1.1 maxine-a", true},
+
+		{"", false},
+		{"1.1", false},
+		{"maxine-a", false},                         // the protocol, no received-by
+		{"1.1 maxine-ab", false},                    // another instance
+		{"1.1 xmaxine-a", false},                    // another instance
+		{"1.1 maxine-a.example:8000", false},        // a host, not the pseudonym
+		{"1.1 edge (maxine-a)", false},              // only in a comment
+		{"1.1 edge (x, 1.1 maxine-a)", false},       // only in a comment
+		{"1.1 edge (x\\), 1.1 maxine-a)", false},    // escaped parenthesis
+		{"1.1 edge (unclosed, 1.1 maxine-a", false}, // the comment runs to the end
+	}
+	for _, c := range cases {
+		if got := viaNames([]byte(c.v), []byte(me)); got != c.want {
+			t.Errorf("viaNames(%q) = %v, want %v", c.v, got, c.want)
+		}
+	}
+}
+
+func TestViaPseudonym(t *testing.T) {
+	if got := ViaPseudonym("web-1"); got != "maxine-web-1" {
+		t.Errorf("ViaPseudonym(web-1) = %q", got)
+	}
+	seen := map[string]string{}
+	for _, id := range []string{"", "pod/7", "a b", "host:8000", "é", strings.Repeat("x", 65)} {
+		got := ViaPseudonym(id)
+		if !isToken(got) || !strings.HasPrefix(got, "maxine-") {
+			t.Errorf("ViaPseudonym(%q) = %q: not a token", id, got)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("ViaPseudonym(%q) = ViaPseudonym(%q) = %q", id, other, got)
+		}
+		seen[got] = id
+		if ViaPseudonym(id) != got {
+			t.Errorf("ViaPseudonym(%q) is not stable", id)
+		}
+	}
+	if _, err := New(Options{Registry: registry.New(registry.Options{}), Via: "bad name"}); err == nil {
+		t.Error("New accepted a Via pseudonym that is not a token")
+	}
+}
+
+// TestViaForwarded: the node sees the client's Via with this hop appended,
+// naming the protocol the client spoke.
+func TestViaForwarded(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Via = "maxine-test" })
+	b := startBackend(t, "n1", okHandler("n1"))
+	f.register("svc", "n1", b, 1, nil)
+	f.waitNodes("svc", 1)
+
+	if st, _, _ := f.do("GET", "/svc/a", nil, nil); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	if got := b.last().Header.Values("Via"); len(got) != 1 || got[0] != "1.1 maxine-test" {
+		t.Errorf("Via without the client's: %q", got)
+	}
+	if st, _, _ := f.do("GET", "/svc/a", nil, map[string]string{"Via": "1.0 edge (Edge/2)"}); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	if got := b.last().Header.Get("Via"); got != "1.0 edge (Edge/2), 1.1 maxine-test" {
+		t.Errorf("Via after the client's: %q", got)
+	}
+
+	// Two Via lines from an HTTP/1.0 client: joined, and this hop says 1.0.
+	resp := f.rawRequest("GET /svc/b HTTP/1.0\r\nHost: x\r\nVia: 1.1 a\r\nVia: 1.1 b\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 200") && !strings.HasPrefix(resp, "HTTP/1.0 200") {
+		t.Fatalf("HTTP/1.0 request: %q", resp)
+	}
+	if got := b.last().Header.Get("Via"); got != "1.1 a, 1.1 b, 1.0 maxine-test" {
+		t.Errorf("Via of an HTTP/1.0 request: %q", got)
+	}
+}
+
+// TestRoutingLoopDetected: two gateways whose service points at each
+// other (header routing keeps the service across hops). The request makes
+// one lap and comes back to the first gateway, which answers 508 instead
+// of forwarding again; the 508 travels back to the client. Without Via,
+// the request circles until a pool or a deadline gives out.
+func TestRoutingLoopDetected(t *testing.T) {
+	a := newFixture(t, func(o *Options) { o.Via = "maxine-a" })
+	b := newFixture(t, func(o *Options) { o.Via = "maxine-b" })
+	point := func(f *fixture, at *fixture) {
+		_, port, _ := net.SplitHostPort(at.addr)
+		p, _ := strconv.Atoi(port)
+		if _, err := f.reg.Register(registry.Registration{ServiceName: "loop", NodeName: "n", HostName: "127.0.0.1", Port: p, TimeOut: 600, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+		f.waitNodes("loop", 1)
+	}
+	point(a, b)
+	point(b, a)
+
+	start := time.Now()
+	st, _, body := a.do("GET", "/x", nil, map[string]string{"X-Maxine-Service": "loop"})
+	if st != 508 || !strings.Contains(string(body), "Loop Detected") {
+		t.Fatalf("looping request: %d %s", st, body)
+	}
+	// a forwarded it once and refused it once; b forwarded it once.
+	if n := a.traces.count("loop"); n != 2 {
+		t.Errorf("gateway a handled the request %d times, want 2 (forward, then 508)", n)
+	}
+	if n := b.traces.count("loop"); n != 1 {
+		t.Errorf("gateway b handled the request %d times, want 1", n)
+	}
+	t.Logf("loop refused after one lap in %v", time.Since(start))
+
+	// A self-loop (a node at this gateway's own address under a name the
+	// registration check cannot see through) stops after one hop.
+	point(b, b)
+	if st, _, _ := b.do("GET", "/x", nil, map[string]string{"X-Maxine-Service": "loop"}); st != 508 {
+		t.Fatalf("self-loop: %d", st)
+	}
+}
+
+// TestViaOnUpgrade: an Upgrade handshake carries Via too, and a looping
+// one is refused before any tunnel opens.
+func TestViaOnUpgrade(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Via = "maxine-test" })
+	b := startBackend(t, "n1", okHandler("n1"))
+	f.register("svc", "n1", b, 1, nil)
+	f.waitNodes("svc", 1)
+
+	// The node refuses the upgrade (a plain 200): the handshake reached it.
+	resp := f.rawRequest("GET /svc/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 200") {
+		t.Fatalf("handshake: %q", resp)
+	}
+	if got := b.last().Header.Get("Via"); got != "1.1 maxine-test" {
+		t.Errorf("handshake's Via: %q", got)
+	}
+	hits := b.hits.Load()
+	resp = f.rawRequest("GET /svc/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nVia: 1.1 maxine-test\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 508") || b.hits.Load() != hits {
+		t.Fatalf("looping handshake: %q (node hits %d → %d)", resp, hits, b.hits.Load())
+	}
+}
+
+// count is how many requests to service the recorder saw.
+func (r *traceRecorder) count(service string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, tp := range r.tps {
+		if f := strings.Fields(tp); len(f) > 1 && f[1] == service {
+			n++
+		}
+	}
+	return n
+}
+
+// FuzzViaNames: any Via value is scanned without a panic; a value naming
+// no pseudonym never matches; appending a member naming it to a value
+// without comments always does.
+func FuzzViaNames(f *testing.F) {
+	for _, s := range []string{"1.1 maxine-a", "1.0 edge (x, y), 1.1 b", "((((", "\\", ",,, ,", "1.1 a (\\) b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		const me = "maxine-q"
+		got := viaNames([]byte(v), []byte(me))
+		if got && !strings.Contains(v, me) {
+			t.Fatalf("viaNames(%q) matched a value without the pseudonym", v)
+		}
+		if !strings.Contains(v, "(") && !viaNames([]byte(v+", 1.1 "+me), []byte(me)) {
+			t.Fatalf("viaNames(%q + member) missed the pseudonym", v)
+		}
+	})
+}
