@@ -27,9 +27,8 @@ import (
 //
 // It is a check at registration time: a name that resolves elsewhere now
 // and here later (DNS rebinding) is not caught; --upstream-allow, checked
-// again at connect, is the defence against that. Other instances of a
-// cluster are not covered either: their listeners are known to the
-// membership, not here.
+// again at connect, is the defence against that. The other instances of
+// a cluster are checked by memberListener, from the membership.
 type ownListeners []ownListener
 
 type ownListener struct {
@@ -75,16 +74,9 @@ func (ls ownListeners) check(reg registry.Registration) error {
 	if len(ls) == 0 {
 		return nil
 	}
-	u, err := url.Parse(reg.Address())
-	if err != nil {
+	u, port, ok := nodeHostPort(reg)
+	if !ok {
 		return nil // registry validated the host; nothing to compare
-	}
-	port := 80
-	if strings.EqualFold(u.Scheme, "https") {
-		port = 443
-	}
-	if p := u.Port(); p != "" {
-		port, _ = strconv.Atoi(p)
 	}
 	var candidates ownListeners
 	for _, l := range ls {
@@ -116,6 +108,76 @@ func (ls ownListeners) check(reg registry.Registration) error {
 				}
 			}
 			return fmt.Errorf("%s:%d is Maxine's own listener (%s)", ip, port, l)
+		}
+	}
+	return nil
+}
+
+// nodeHostPort is the node's address as a URL and its port (the scheme's
+// default when none is given).
+func nodeHostPort(reg registry.Registration) (*url.URL, int, bool) {
+	u, err := url.Parse(reg.Address())
+	if err != nil {
+		return nil, 0, false
+	}
+	port := 80
+	if strings.EqualFold(u.Scheme, "https") {
+		port = 443
+	}
+	if p := u.Port(); p != "" {
+		port, _ = strconv.Atoi(p)
+	}
+	return u, port, true
+}
+
+// memberListener returns an error naming the cluster member whose admin or
+// gateway listener reg's node is. Members are the instances of the shared
+// store's membership (Options.Cluster), with the addresses they advertise
+// (--advertise-admin-addr, --advertise-gateway-addr): a node there would
+// send the gateway's traffic to another gateway of the same registry (a
+// routing loop, which the gateway also stops with 508 at run time) or
+// expose that instance's admin API through the gateway. Only advertised IP
+// addresses are compared; a member advertising a host name is not resolved
+// on every registration and is left to the run-time check.
+func memberListener(reg registry.Registration, members []ClusterMember) error {
+	if len(members) == 0 {
+		return nil
+	}
+	u, port, ok := nodeHostPort(reg)
+	if !ok {
+		return nil
+	}
+	type candidate struct {
+		ip       netip.Addr
+		listener string
+		member   string
+	}
+	var candidates []candidate
+	for _, m := range members {
+		for _, l := range [...]struct{ name, addr string }{{"admin", m.AdminAddr}, {"gateway", m.GatewayAddr}} {
+			host, p, err := net.SplitHostPort(l.addr)
+			if err != nil || p != strconv.Itoa(port) {
+				continue
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil || ip.IsUnspecified() {
+				continue
+			}
+			candidates = append(candidates, candidate{ip.Unmap(), l.name, m.InstanceID})
+		}
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	ips, err := resolveHost(u.Hostname())
+	if err != nil {
+		return nil
+	}
+	for _, ip := range ips {
+		for _, c := range candidates {
+			if ip == c.ip {
+				return fmt.Errorf("%s:%d is the %s listener of cluster member %s", ip, port, c.listener, c.member)
+			}
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -58,6 +59,60 @@ func TestRegistrationToOwnListenersRefused(t *testing.T) {
 		host string
 		port int
 	}{{"127.0.0.1", 18004}, {"10.255.255.1", loop}, {"192.0.2.1", anyV4}}
+	for i, r := range accepted {
+		body := `{"serviceName":"s","nodeName":"a` + strconv.Itoa(i) + `","hostName":"` + r.host + `","port":` + strconv.Itoa(r.port) + `}`
+		if resp, m := ts.do("POST", "/api/maxine/serviceops/register", "", body); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s port %d: %d %v, want 200", r.host, r.port, resp.StatusCode, m)
+		}
+	}
+}
+
+// A node at another cluster member's admin or gateway listener (the
+// membership's advertised addresses) is refused like one of this
+// instance's own: the gateway would loop through the other instance, or
+// expose its admin API.
+func TestRegistrationToClusterMembersRefused(t *testing.T) {
+	members := []ClusterMember{
+		{InstanceID: "b", AdminAddr: "127.0.0.2:18101", GatewayAddr: "127.0.0.2:18102"},
+		{InstanceID: "c", AdminAddr: "[::1]:18103", GatewayAddr: "10.255.255.9:18104"},
+		{InstanceID: "d", AdminAddr: "maxine-d.example:18105", GatewayAddr: "0.0.0.0:18106"},
+	}
+	ts := newTestServer(t, func(o *Options) {
+		o.AllowList = fakeAllowAll{}
+		o.Cluster = func() ClusterStatus { return ClusterStatus{Enabled: true, Mode: "redis", Members: members} }
+	})
+	refused := []struct {
+		host, member string
+		port         int
+	}{
+		{"127.0.0.2", "admin listener of cluster member b", 18101},
+		{"127.0.0.2", "gateway listener of cluster member b", 18102},
+		{"http://127.0.0.2", "gateway listener of cluster member b", 18102},
+		{"::1", "admin listener of cluster member c", 18103},
+		{"localhost", "admin listener of cluster member c", 18103},
+		{"10.255.255.9", "gateway listener of cluster member c", 18104},
+		{"::ffff:10.255.255.9", "gateway listener of cluster member c", 18104},
+	}
+	for i, r := range refused {
+		body := `{"serviceName":"s","nodeName":"n` + strconv.Itoa(i) + `","hostName":"` + r.host + `","port":` + strconv.Itoa(r.port) + `}`
+		resp, m := ts.do("POST", "/api/maxine/serviceops/register", "", body)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(fmt.Sprint(m), r.member) {
+			t.Errorf("%s port %d: %d %v, want 403 naming the %s", r.host, r.port, resp.StatusCode, m, r.member)
+		}
+	}
+	if ts.reg.Snapshot("s") != nil {
+		t.Fatal("a refused registration changed the registry")
+	}
+	accepted := []struct {
+		host string
+		port int
+	}{
+		{"127.0.0.2", 18107},     // no member's port
+		{"127.0.0.3", 18101},     // another address, a member's port
+		{"10.255.255.9", 18103},  // c's gateway host, its admin port
+		{"127.0.0.1", 18105},     // d advertises a name: not resolved here
+		{"10.255.255.10", 18106}, // d's 0.0.0.0: it says nothing of where d is
+	}
 	for i, r := range accepted {
 		body := `{"serviceName":"s","nodeName":"a` + strconv.Itoa(i) + `","hostName":"` + r.host + `","port":` + strconv.Itoa(r.port) + `}`
 		if resp, m := ts.do("POST", "/api/maxine/serviceops/register", "", body); resp.StatusCode != http.StatusOK {

@@ -45,7 +45,11 @@ func (s *Server) register(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 		writeDetail(ctx, fasthttp.StatusBadRequest, registry.InvalidRegistrationMessage, err.Error())
 		return
 	}
-	if err := s.self.check(reg); err != nil {
+	err = s.self.check(reg)
+	if err == nil && s.o.Cluster != nil {
+		err = memberListener(reg, s.o.Cluster().Members)
+	}
+	if err != nil {
 		s.m.registrations[3].Inc()
 		writeDetail(ctx, fasthttp.StatusForbidden, "Registration refused: the node's address is one of Maxine's own listeners", err.Error())
 		return

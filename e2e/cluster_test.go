@@ -123,6 +123,15 @@ func TestClusterRedisSharesRegistry(t *testing.T) {
 	if m := a.cluster(tok).Members; m != 3 {
 		eventually(t, 5*time.Second, "3 members listed", func() bool { return a.cluster(tok).Members == 3 })
 	}
+	// A node at another member's gateway or admin listener is refused on
+	// A like one of A's own (it would loop, or expose B's admin API).
+	for _, l := range []struct{ name, url string }{{"gateway", b.gateway}, {"admin", b.admin}} {
+		_, port, _ := strings.Cut(strings.TrimPrefix(l.url, "http://"), ":")
+		r := a.register(`{"serviceName":"loop","nodeName":"b","hostName":"127.0.0.1","port":` + port + `}`)
+		if r.status != 403 || !strings.Contains(string(r.body), l.name+" listener of cluster member m2") {
+			t.Errorf("a node at B's %s listener: %d %s", l.name, r.status, r.body)
+		}
+	}
 
 	// Heartbeats to B only, for three timeOuts: the node stays on A and C
 	// (the leader reaps by the shared expiry index, which B's heartbeats
