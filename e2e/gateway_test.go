@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,25 @@ func TestRoutingLoopBetweenInstances(t *testing.T) {
 	if r := call(t, "GET", a.gateway+"/plain/x", "", "", "Via", "1.0 edge"); r.status != 200 {
 		t.Fatalf("plain: %d", r.status)
 	}
-	if h, _ := up.seen(); h.Get("Via") != "1.0 edge, 1.1 maxine-loop-a" {
+	if h, _ := up.seen(); !regexp.MustCompile(`^1\.0 edge, 1\.1 maxine-loop-a-[0-9a-f]{8}$`).MatchString(h.Get("Via")) {
 		t.Errorf("the node saw Via %q", h.Get("Via"))
+	}
+
+	// A chain through another deployment that uses the same instance id
+	// (c is "loop-a" too) is not a loop: the pseudonym carries a
+	// per-process nonce.
+	c := start(t, "", nil, "--instance-id", "loop-a")
+	if r := a.register(strings.Replace(at(c), `"loop"`, `"chain"`, 1)); r.status != 200 {
+		t.Fatalf("register chain on a: %d %s", r.status, r.body)
+	}
+	if r := c.register(up.registration("chain", "u")); r.status != 200 {
+		t.Fatalf("register chain on c: %d %s", r.status, r.body)
+	}
+	eventually(t, 5*time.Second, "the chain a → c → node to answer", func() bool {
+		r := call(t, "GET", a.gateway+"/x", "", "", "X-Maxine-Service", "chain")
+		return r.status == 200
+	})
+	if h, _ := up.seen(); !regexp.MustCompile(`^1\.1 maxine-loop-a-[0-9a-f]{8}, 1\.1 maxine-loop-a-[0-9a-f]{8}$`).MatchString(h.Get("Via")) {
+		t.Errorf("the node saw Via %q after the chain", h.Get("Via"))
 	}
 }

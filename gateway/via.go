@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 
@@ -25,15 +26,20 @@ import (
 // reaches the first one again.
 
 // ViaPseudonym is the received-by name an instance writes into Via:
-// "maxine-" and its instance id when that is an HTTP token (RFC 9110
-// §5.6.2), else "maxine-" and a hash of it, so any id gives a valid field.
-func ViaPseudonym(instanceID string) string {
-	if instanceID != "" && isToken(instanceID) && len(instanceID) <= 64 {
-		return "maxine-" + instanceID
+// "maxine-", its instance id (or, when that is not a short HTTP token, a
+// hash of it, so any id gives a valid field) and nonce in hex. The nonce,
+// drawn once per process, keeps two separate deployments that happen to
+// use the same instance ids (an edge cluster in front of an inner one,
+// both with "--instance-id maxine-1") from taking each other's requests for
+// loops; a loop always comes back to the same process.
+func ViaPseudonym(instanceID string, nonce uint32) string {
+	id := instanceID
+	if id == "" || !isToken(id) || len(id) > 64 {
+		h := fnv.New64a()
+		h.Write([]byte(instanceID))
+		id = strconv.FormatUint(h.Sum64(), 16)
 	}
-	h := fnv.New64a()
-	h.Write([]byte(instanceID))
-	return "maxine-" + strconv.FormatUint(h.Sum64(), 16)
+	return fmt.Sprintf("maxine-%s-%08x", id, nonce)
 }
 
 // isToken reports whether s is made of tchar only (RFC 9110 §5.6.2).

@@ -47,12 +47,15 @@ func TestViaNames(t *testing.T) {
 }
 
 func TestViaPseudonym(t *testing.T) {
-	if got := ViaPseudonym("web-1"); got != "maxine-web-1" {
+	if got := ViaPseudonym("web-1", 0x2a); got != "maxine-web-1-0000002a" {
 		t.Errorf("ViaPseudonym(web-1) = %q", got)
+	}
+	if ViaPseudonym("web-1", 1) == ViaPseudonym("web-1", 2) {
+		t.Error("two processes with the same instance id share a pseudonym")
 	}
 	seen := map[string]string{}
 	for _, id := range []string{"", "pod/7", "a b", "host:8000", "é", strings.Repeat("x", 65)} {
-		got := ViaPseudonym(id)
+		got := ViaPseudonym(id, 7)
 		if !isToken(got) || !strings.HasPrefix(got, "maxine-") {
 			t.Errorf("ViaPseudonym(%q) = %q: not a token", id, got)
 		}
@@ -60,7 +63,7 @@ func TestViaPseudonym(t *testing.T) {
 			t.Errorf("ViaPseudonym(%q) = ViaPseudonym(%q) = %q", id, other, got)
 		}
 		seen[got] = id
-		if ViaPseudonym(id) != got {
+		if ViaPseudonym(id, 7) != got {
 			t.Errorf("ViaPseudonym(%q) is not stable", id)
 		}
 	}

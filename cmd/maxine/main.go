@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	pprofhttp "net/http/pprof"
@@ -522,7 +523,7 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 		TLSConfig:             o.upstreamTLS,
 		TunnelIdleTimeout:     o.tunnelIdleTimeout,
 		MaxTunnels:            o.maxTunnels,
-		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Via: gateway.ViaPseudonym(o.instanceID), Logger: log,
+		Metrics:               gwMetrics, Events: events, Traces: traces, TraceHeader: o.traceHeader, Via: gateway.ViaPseudonym(o.instanceID, rand.Uint32()), Logger: log,
 	})
 	if err != nil {
 		return err
