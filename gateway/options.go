@@ -120,10 +120,10 @@ type Options struct {
 	Traces TraceSink
 	// TraceHeader is the trace-id header name. Default "x-trace-id".
 	TraceHeader string
-	// Via is this instance's pseudonym in the Via field of forwarded
-	// requests, which also detects routing loops (via.go); cmd/maxine
-	// sets ViaPseudonym(instance id). Empty: a random one per Proxy.
-	// It must be an HTTP token.
+	// Via is this process's pseudonym in the X-Maxine-Via field of
+	// forwarded requests, which detects routing loops (via.go); cmd/maxine
+	// sets ViaPseudonym(instance id, a random nonce). Empty: a random one
+	// per Proxy. It must be an HTTP token.
 	Via string
 	// Logger receives breaker, health and eviction log lines.
 	Logger zerolog.Logger
@@ -306,7 +306,7 @@ func (o *Options) normalize() error {
 		o.Via = "maxine-" + hex.EncodeToString(b[:])
 	}
 	if !isToken(o.Via) {
-		return fmt.Errorf("gateway: Via pseudonym %q is not an HTTP token", o.Via)
+		return fmt.Errorf("gateway: X-Maxine-Via pseudonym %q is not an HTTP token", o.Via)
 	}
 	if o.TraceHeader == "" {
 		o.TraceHeader = "x-trace-id"

@@ -765,7 +765,7 @@ var errorBodies = map[int][]byte{
 	fasthttp.StatusGatewayTimeout:        []byte(`{"message":"Gateway Timeout"}`),
 	fasthttp.StatusRequestTimeout:        []byte(`{"message":"Request Timeout"}`),
 	fasthttp.StatusTooManyRequests:       []byte(`{"message":"Too Many Requests"}`),
-	fasthttp.StatusLoopDetected:          []byte(`{"message":"Loop Detected: the request has already passed through this gateway (Via)"}`),
+	fasthttp.StatusLoopDetected:          []byte(`{"message":"Loop Detected: the request has already passed through this gateway (X-Maxine-Via)"}`),
 }
 
 var strJSON = []byte("application/json")

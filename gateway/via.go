@@ -9,23 +9,27 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Via and loop detection.
+// Loop detection: X-Maxine-Via.
 //
-// RFC 9110 §7.6.3: an HTTP-to-HTTP gateway MUST send a Via field in each
-// request it forwards. The gateway adds "<protocol> <pseudonym>" (for
-// example "1.1 maxine-web-1") after any Via the client sent, on proxied
-// requests and Upgrade handshakes alike.
+// Each forwarded request and Upgrade handshake gets "<protocol>
+// <pseudonym>" (for example "1.1 maxine-web-1-3fa2c1d0") appended to its
+// X-Maxine-Via field, in the syntax of Via (RFC 9110 §7.6.3). A request
+// whose X-Maxine-Via already names this process has come back through it
+// (a node registered at another instance's gateway that routes back here,
+// or at this gateway under a name the registration check cannot see
+// through) and is answered 508 Loop Detected at once, instead of circling,
+// each lap holding one more connection, until every pool or timeout is
+// used up. A loop through several instances stops when it reaches the
+// first one again.
 //
-// The pseudonym is this instance's own, so the field also stops routing
-// loops: a request whose Via already names this instance has come back
-// through it (a node registered at another instance's gateway that routes
-// back here, or at this gateway under a name the registration check cannot
-// see through) and is answered 508 Loop Detected at once, instead of
-// circling, each lap holding one more connection, until every pool or
-// timeout is used up. A loop through several instances stops when it
-// reaches the first one again.
+// Why not Via itself, which RFC 9110 asks a gateway to send: a node takes
+// Via to mean "behind a proxy" and some change what they answer (nginx's
+// default gzip_proxied off stops compressing every response to a request
+// with Via), so adding it would change what nodes send back; HAProxy and
+// nginx do not add Via by default either. The client's own Via passes
+// through untouched.
 
-// ViaPseudonym is the received-by name an instance writes into Via:
+// ViaPseudonym is the name a process writes into X-Maxine-Via:
 // "maxine-", its instance id (or, when that is not a short HTTP token, a
 // hash of it, so any id gives a valid field) and nonce in hex. The nonce,
 // drawn once per process, keeps two separate deployments that happen to
@@ -56,8 +60,8 @@ func isToken(s string) bool {
 	return len(s) > 0
 }
 
-// viaNames reports whether a Via field value names pseudonym as one of its
-// received-by parts. The value is a comma-separated list of
+// viaNames reports whether a Via-syntax field value names pseudonym as one
+// of its received-by parts. The value is a comma-separated list of
 // "protocol received-by [comment]" (RFC 9110 §7.6.3); a comment may hold
 // commas, so parentheses are skipped as they nest. Malformed members are
 // passed over, never an error: the field only decides whether this
@@ -110,15 +114,16 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-var strVia = []byte("Via")
+// strMaxineVia is the loop-detection field, in fasthttp's canonical form.
+var strMaxineVia = []byte("X-Maxine-Via")
 
-// looped reports whether the request has passed through this instance
-// before: one of its Via fields names this instance's pseudonym.
+// looped reports whether the request has passed through this process
+// before: one of its X-Maxine-Via fields names this process's pseudonym.
 func (p *Proxy) looped(ctx *fasthttp.RequestCtx) bool {
 	if len(p.via) == 0 {
 		return false
 	}
-	for _, v := range ctx.Request.Header.PeekAll("Via") {
+	for _, v := range ctx.Request.Header.PeekAll("X-Maxine-Via") {
 		if viaNames(v, p.via) {
 			return true
 		}
@@ -126,15 +131,15 @@ func (p *Proxy) looped(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
-// setVia writes the outgoing request's Via: the client's, joined into one
-// field, then this hop's "<protocol> <pseudonym>". buf is scratch space,
-// returned for reuse.
+// setVia writes the outgoing request's X-Maxine-Via: the incoming one,
+// joined into one field, then this hop's "<protocol> <pseudonym>". buf is
+// scratch space, returned for reuse.
 func (p *Proxy) setVia(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf []byte) []byte {
 	if len(p.via) == 0 {
 		return buf
 	}
 	buf = buf[:0]
-	for _, v := range ctx.Request.Header.PeekAll("Via") {
+	for _, v := range ctx.Request.Header.PeekAll("X-Maxine-Via") {
 		if len(buf) > 0 {
 			buf = append(buf, strComma...)
 		}
@@ -149,6 +154,6 @@ func (p *Proxy) setVia(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader, buf 
 		buf = append(buf, "1.0 "...)
 	}
 	buf = append(buf, p.via...)
-	h.SetCanonical(strVia, buf)
+	h.SetCanonical(strMaxineVia, buf)
 	return buf
 }
