@@ -87,10 +87,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // closed by the node.
 func (p *Proxy) newHostClient(hostport string, isTLS bool) *fasthttp.HostClient {
 	connectTimeout := p.o.ConnectTimeout
-	var tlsConfig *tls.Config
-	if isTLS {
-		tlsConfig = p.nodeTLSConfig(hostport)
-	}
+	tlsConfig := p.nodeTLSConfig(hostport, isTLS)
 	return &fasthttp.HostClient{
 		Addr:                      hostport,
 		IsTLS:                     isTLS,
@@ -118,8 +115,11 @@ func (p *Proxy) newHostClient(hostport string, isTLS bool) *fasthttp.HostClient 
 
 // nodeTLSConfig is the client TLS configuration for a node at hostport:
 // the gateway's (its CA bundle) or the system roots, verifying the node's
-// host name.
-func (p *Proxy) nodeTLSConfig(hostport string) *tls.Config {
+// host name; nil for a cleartext node.
+func (p *Proxy) nodeTLSConfig(hostport string, isTLS bool) *tls.Config {
+	if !isTLS {
+		return nil
+	}
 	host, _, _ := net.SplitHostPort(hostport)
 	var c *tls.Config
 	if p.o.TLSConfig != nil {

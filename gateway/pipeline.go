@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"errors"
 	"net"
 
@@ -61,10 +60,7 @@ func (u *upstream) pipeline() *fasthttp.PipelineClient {
 const maxPipelined = 1024
 
 func (p *Proxy) newPipelineClient(hostport string, isTLS bool, conns int) *fasthttp.PipelineClient {
-	var tlsConfig *tls.Config
-	if isTLS {
-		tlsConfig = p.nodeTLSConfig(hostport)
-	}
+	tlsConfig := p.nodeTLSConfig(hostport, isTLS)
 	return &fasthttp.PipelineClient{
 		Addr:                     hostport,
 		MaxConns:                 conns,

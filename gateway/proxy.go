@@ -35,7 +35,6 @@ import (
 	"github.com/maxine-io/maxine/config"
 	"github.com/maxine-io/maxine/lb"
 	"github.com/maxine-io/maxine/registry"
-	"github.com/maxine-io/maxine/trace"
 )
 
 // Proxy is the gateway. Create it with New, run Run in a goroutine for as
@@ -464,10 +463,9 @@ func (p *Proxy) ServeService(ctx *fasthttp.RequestCtx, service string, path []by
 
 // serve proxies one request to svc and records it.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte, kind string, start time.Time) {
-	span := p.startSpan(ctx)
 	ex := p.exchanges.Get().(*exchange)
 	ex.path, ex.query = path, query
-	ex.trace = newTraceText(span)
+	ex.trace = newTraceText(p.startSpan(ctx))
 	ex.client = clientAddr(ctx)
 	// The service's policy as the request starts (policy.go); its rate
 	// limit covers Upgrade handshakes too.
@@ -480,9 +478,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, svc *service, path, query []byte
 	} else if slot, ok := p.clients.acquire(ex.client); ok {
 		if isUpgrade(ctx) {
 			// An open tunnel keeps the client's slot (upgrade takes it).
-			status = p.upgrade(ctx, svc, ex, span, start, &slot)
+			status = p.upgrade(ctx, svc, ex, start, &slot)
 		} else {
-			status = p.proxy(ctx, svc, ex, span, start)
+			status = p.proxy(ctx, svc, ex, start)
 		}
 		if slot != nil {
 			slot.Add(-1)
@@ -551,12 +549,12 @@ func (p *Proxy) pick(t *serviceTable, s config.Strategy, key []byte, ex *exchang
 
 // proxy runs the attempts of one request and writes the response; it
 // returns the status sent.
-func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time) int {
+func (p *Proxy) proxy(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, start time.Time) int {
 	pol := ex.pol // set by serve
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	svc.budget.onRequest()
-	if status := p.prepare(ctx, ex, span); status != 0 {
+	if status := p.prepare(ctx, ex); status != 0 {
 		return p.fail(ctx, status)
 	}
 
@@ -660,7 +658,7 @@ func (p *Proxy) noNode(ctx *fasthttp.RequestCtx, pend *fasthttp.Response, u *ups
 // the hop-by-hop ones, X-Forwarded-*, trace context, and the body (buffered
 // up to StreamThreshold, streamed beyond). It returns a non-zero status to
 // refuse the request.
-func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange, span trace.Context) int {
+func (p *Proxy) prepare(ctx *fasthttp.RequestCtx, ex *exchange) int {
 	req := &ex.req
 	maxBody := p.o.MaxBodySize
 	if ex.pol != nil {

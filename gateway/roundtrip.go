@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http/httputil"
 	"time"
 
@@ -155,8 +154,7 @@ var errTooManyInterim = errors.New("gateway: too many interim responses from the
 // timeoutErr maps a network timeout to fasthttp.ErrTimeout, as the pool's
 // Do does.
 func timeoutErr(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return fasthttp.ErrTimeout
 	}
 	return err

@@ -13,7 +13,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/maxine-io/maxine/config"
-	"github.com/maxine-io/maxine/trace"
 )
 
 // Upgrade tunnelling (WebSocket and any other protocol switched to with
@@ -100,7 +99,7 @@ type tunnel struct {
 // (MaxRequestsPerClient): an open tunnel takes it over (setting *slot to
 // nil) and gives it back when it ends, so a client's tunnels count
 // against its cap for as long as they are open.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, span trace.Context, start time.Time, slot **atomic.Int32) int {
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, start time.Time, slot **atomic.Int32) int {
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	p.tunnels.mu.Lock()
@@ -167,7 +166,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, svc *service, ex *exchange, sp
 		switch {
 		case out == outOK && tun != nil:
 			tun.slot, *slot = *slot, nil
-			status := p.hijack(ctx, ex, tun, resp, span)
+			status := p.hijack(ctx, ex, tun, resp)
 			fasthttp.ReleaseResponse(resp)
 			return status
 		case out == outOK || out == out5xx:
@@ -257,22 +256,10 @@ func (p *Proxy) exchangeUpgrade(ex *exchange, u *upstream, c *nodeConn, resp *fa
 	}
 	br := bufio.NewReaderSize(conn, 16<<10)
 	// Interim heads (100 Continue, 103 Early Hints) may precede the
-	// answer: skipped, a few at most (RFC 9110 §15.2).
-	for i := 0; ; i++ {
-		if err := resp.Header.Read(br); err != nil {
-			conn.Close()
-			return nil, transportOutcome(err)
-		}
-		sc := resp.StatusCode()
-		if sc >= 200 || sc == fasthttp.StatusSwitchingProtocols {
-			break
-		}
-		if i == 8 {
-			conn.Close()
-			return nil, outBroken
-		}
-		resp.Header.Reset()
-		resp.Header.SetNoDefaultContentType(true)
+	// answer: skipped, a few at most (RFC 9110 §15.2), as for any attempt.
+	if err := readHead(resp, br); err != nil {
+		conn.Close()
+		return nil, transportOutcome(err)
 	}
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		t := &tunnel{p: p, u: u, up: conn, upr: br, done: make(chan struct{})}
@@ -321,7 +308,7 @@ func (p *Proxy) register(t *tunnel) bool {
 // and hands the client's connection to the tunnel. The head is written by
 // the tunnel itself, in one write: Listener's connection sees it and stops
 // treating what follows as HTTP.
-func (p *Proxy) hijack(ctx *fasthttp.RequestCtx, ex *exchange, t *tunnel, resp *fasthttp.Response, span trace.Context) int {
+func (p *Proxy) hijack(ctx *fasthttp.RequestCtx, ex *exchange, t *tunnel, resp *fasthttp.Response) int {
 	h := &ctx.Response.Header
 	resp.Header.CopyTo(h)
 	h.SetNoDefaultContentType(true)
