@@ -269,7 +269,7 @@ type requestInfo struct {
 	tc trace.Context
 	// traceparent is the response's traceparent (the client's when
 	// valid), for the trace record.
-	traceparent [traceparentLen]byte
+	traceparent [trace.TraceparentLen]byte
 	tpLen       int
 	claims      auth.Claims
 	// routine marks a request that changed nothing worth an info line
@@ -353,11 +353,7 @@ func (s *Server) traceHeaders(ctx *fasthttp.RequestCtx, ri *requestInfo) {
 	}
 }
 
-// strTraceparent is "traceparent" as fasthttp normalizes it.
-var strTraceparent = []byte("Traceparent")
-
-// traceparentLen is the length of a version-00 traceparent.
-const traceparentLen = 55
+var strTraceparent = []byte(trace.Header)
 
 func printable(b []byte) bool {
 	for _, c := range b {

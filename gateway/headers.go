@@ -176,9 +176,7 @@ func (p *Proxy) startSpan(ctx *fasthttp.RequestCtx) trace.Context {
 // traceText is a span's traceparent, hex-encoded once per request and
 // used for the outgoing request, the response and the trace record; the
 // trace id is part of it.
-type traceText [traceparentLen]byte
-
-const traceparentLen = 55 // "00-" 32 hex "-" 16 hex "-" 2 hex
+type traceText [trace.TraceparentLen]byte
 
 func newTraceText(span trace.Context) (t traceText) {
 	span.AppendTraceparent(t[:0])
@@ -203,8 +201,7 @@ func (p *Proxy) setResponseTrace(h *fasthttp.ResponseHeader, t *traceText) {
 	h.SetCanonical(p.traceKey, t.id())
 }
 
-// strTraceparent is "traceparent" as fasthttp normalizes it.
-var strTraceparent = []byte("Traceparent")
+var strTraceparent = []byte(trace.Header)
 
 // s2b returns the bytes of a constant string without copying; the result
 // must not be modified.

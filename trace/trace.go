@@ -8,6 +8,14 @@ import (
 	"math/rand/v2"
 )
 
+// TraceparentLen is the length of a version-00 traceparent: "00-", 32
+// hex, "-", 16 hex, "-", 2 hex.
+const TraceparentLen = 55
+
+// Header is the traceparent field's name in canonical form (as fasthttp
+// and net/textproto normalize it).
+const Header = "Traceparent"
+
 // Context is one span's identity.
 type Context struct {
 	TraceID [16]byte
@@ -21,14 +29,14 @@ type Context struct {
 // Future versions (01–fe) are accepted when the first four fields parse.
 func Parse(v []byte) (Context, bool) {
 	var c Context
-	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+	if len(v) < TraceparentLen || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return c, false
 	}
 	var ver [1]byte
-	if !decodeHex(ver[:], v[0:2]) || ver[0] == 0xff || (ver[0] == 0 && len(v) != 55) {
+	if !decodeHex(ver[:], v[0:2]) || ver[0] == 0xff || (ver[0] == 0 && len(v) != TraceparentLen) {
 		return c, false
 	}
-	if len(v) > 55 && v[55] != '-' {
+	if len(v) > TraceparentLen && v[TraceparentLen] != '-' {
 		return c, false
 	}
 	var fl [1]byte
@@ -128,4 +136,4 @@ func (c Context) AppendTraceID(dst []byte) []byte { return hex.AppendEncode(dst,
 func (c Context) TraceIDString() string { return string(c.AppendTraceID(make([]byte, 0, 32))) }
 
 // String returns the traceparent form.
-func (c Context) String() string { return string(c.AppendTraceparent(make([]byte, 0, 55))) }
+func (c Context) String() string { return string(c.AppendTraceparent(make([]byte, 0, TraceparentLen))) }
