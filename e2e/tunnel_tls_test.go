@@ -171,14 +171,7 @@ func TestTLSThroughBinary(t *testing.T) {
 		"--gateway-tls-cert-file", filepath.Join(dir, "cert.pem"), "--gateway-tls-key-file", filepath.Join(dir, "key.pem"),
 		"--gateway-tls-reload-interval", "100ms", "--upstream-ca-file", caFile)
 	pid := in.cmd.Process.Pid
-	var tlsAddr string
-	eventually(t, 10*time.Second, "the TLS listener's address in the log", func() bool {
-		m := regexp.MustCompile(`"gatewayTLS":"([^"]+)"`).FindStringSubmatch(in.out.String())
-		if m != nil {
-			tlsAddr = m[1]
-		}
-		return m != nil
-	})
+	tlsAddr := in.loggedAddr("gatewayTLS")
 	nodePort := node.Listener.Addr().(*net.TCPAddr).Port
 	if r := in.register(fmt.Sprintf(`{"serviceName":"secure","nodeName":"n1","hostName":"127.0.0.1","port":%d,"ssl":true,"timeOut":600}`, nodePort)); r.status != 200 {
 		t.Fatalf("register: %d %s", r.status, r.body)
@@ -234,14 +227,7 @@ func TestAdminTLSThroughBinary(t *testing.T) {
 		"--admin-tls-cert-file", filepath.Join(dir, "cert.pem"), "--admin-tls-key-file", filepath.Join(dir, "key.pem"),
 		"--gateway-tls-reload-interval", "100ms")
 	pid := in.cmd.Process.Pid
-	var tlsAddr string
-	eventually(t, 10*time.Second, "the admin TLS listener's address in the log", func() bool {
-		m := regexp.MustCompile(`"adminTLS":"([^"]+)"`).FindStringSubmatch(in.out.String())
-		if m != nil {
-			tlsAddr = m[1]
-		}
-		return m != nil
-	})
+	tlsAddr := in.loggedAddr("adminTLS")
 	if cn := servedCommonName(tlsAddr, ca.Pool); cn != "admin-v1" {
 		t.Fatalf("served %q", cn)
 	}
@@ -343,4 +329,21 @@ func TestTLSBadConfiguration(t *testing.T) {
 			t.Fatalf("%v: exit %d, output %s", c.args, code, out)
 		}
 	}
+}
+
+// loggedAddr waits for the start-up log to give the address of listener
+// key ("gatewayTLS", "adminTLS"): listeners on port 0 are found there,
+// with no window in which another process could take a port chosen in
+// advance.
+func (in *instance) loggedAddr(key string) string {
+	in.t.Helper()
+	var addr string
+	eventually(in.t, 10*time.Second, key+"'s address in the log", func() bool {
+		m := regexp.MustCompile(`"` + key + `":"([^"]+)"`).FindStringSubmatch(in.out.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
 }

@@ -622,33 +622,33 @@ func serve(o *options, getenv func(string) string, stdout io.Writer) error {
 	sub := reg.Subscribe(0)
 	start(func() { events.pumpRegistry(reg, sub, set, done) })
 
-	adminSrv := adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
-		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
+	adminHTTP := admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
+		ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout}
+	gwOpts := gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes, ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log}
+	adminSrv := adm.NewHTTPServer(adminHTTP)
 	var gwSrv, tlsSrv, adminTLSSrv *fasthttp.Server
 	serveErr := make(chan error, 4)
+	// serveTLS serves srv on a TLS listener whose certificate kp reloads
+	// when its files change; name is the listener's key in the log.
+	serveTLS := func(srv *fasthttp.Server, ln net.Listener, kp *gateway.KeyPair, name string) {
+		go func() { serveErr <- srv.Serve(gateway.TLSListener(ln, gateway.ServerTLSConfig(kp))) }()
+		start(func() { kp.Watch(done, o.tlsReloadInterval, &log) })
+		log.Info().Str(name, ln.Addr().String()).Str("subject", kp.Subject()).Time("notAfter", kp.NotAfter()).Msg("TLS listener")
+	}
 	// gateway.Listener: a request head with a bare LF is refused at once,
 	// on both listeners alike.
 	go func() { serveErr <- adminSrv.Serve(gateway.Listener(adminLn)) }()
 	if gwLn != nil {
-		gwSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes,
-			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
+		gwSrv = gateway.NewServer(proxy, gwOpts)
 		go func() { serveErr <- gwSrv.Serve(gateway.Listener(gwLn)) }()
 	}
 	if tlsLn != nil {
-		tlsSrv = gateway.NewServer(proxy, gateway.ServerOptions{MaxHeaderBytes: o.maxHeaderBytes,
-			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout, Logger: log})
-		go func() { serveErr <- tlsSrv.Serve(gateway.TLSListener(tlsLn, gateway.ServerTLSConfig(keyPair))) }()
-		start(func() { keyPair.Watch(done, o.tlsReloadInterval, &log) })
-		log.Info().Str("gatewayTLS", tlsLn.Addr().String()).Str("subject", keyPair.Subject()).Time("notAfter", keyPair.NotAfter()).Msg("gateway TLS listener")
+		tlsSrv = gateway.NewServer(proxy, gwOpts)
+		serveTLS(tlsSrv, tlsLn, keyPair, "gatewayTLS")
 	}
 	if adminTLSLn != nil {
-		adminTLSSrv = adm.NewHTTPServer(admin.HTTPServerOptions{MaxBodySize: o.adminMaxBody, MaxHeaderBytes: o.maxHeaderBytes,
-			ReadTimeout: o.adminReadTimeout, IdleTimeout: o.idleTimeout})
-		go func() {
-			serveErr <- adminTLSSrv.Serve(gateway.TLSListener(adminTLSLn, gateway.ServerTLSConfig(adminKeyPair)))
-		}()
-		start(func() { adminKeyPair.Watch(done, o.tlsReloadInterval, &log) })
-		log.Info().Str("adminTLS", adminTLSLn.Addr().String()).Str("subject", adminKeyPair.Subject()).Time("notAfter", adminKeyPair.NotAfter()).Msg("admin TLS listener")
+		adminTLSSrv = adm.NewHTTPServer(adminHTTP)
+		serveTLS(adminTLSSrv, adminTLSLn, adminKeyPair, "adminTLS")
 	}
 	log.Info().Str("admin", adminLn.Addr().String()).Str("gateway", addrOf(gwLn)).Str("dataDir", o.dataDir).Str("stateMode", o.stateMode).Str("version", version).Msg("maxine started")
 
