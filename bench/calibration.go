@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -66,68 +62,20 @@ var (
 	redirectTo  = []byte("http://127.0.0.1:2000/x")
 )
 
-// runCalibrationProxyIfAsked serves the calibration proxy and exits when
-// calibrationEnv is set; otherwise it returns at once.
-func runCalibrationProxyIfAsked() {
-	spec := os.Getenv(calibrationEnv)
-	if spec == "" {
-		return
-	}
-	if err := serveCalibrationProxy(spec); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
-
-// CalibrationProxy is a running calibration proxy process.
-type CalibrationProxy struct {
-	Addr string
-	proc *Process
-}
+// runCalibrationProxyIfAsked serves the calibration proxy (or redirect
+// server) and exits when calibrationEnv is set; otherwise it returns at
+// once.
+func runCalibrationProxyIfAsked() { runHelperIfAsked(calibrationEnv, serveCalibrationProxy) }
 
 // StartCalibrationProxy starts this executable again as the calibration
 // proxy to upstream, with GOMAXPROCS cpus, and waits until it proxies.
-func StartCalibrationProxy(ctx context.Context, runDir, upstream string, cpus int) (*CalibrationProxy, error) {
-	return startCalibration(ctx, runDir, upstream, cpus, 200)
+func StartCalibrationProxy(ctx context.Context, runDir, upstream string, cpus int) (*Helper, error) {
+	return startHelper(ctx, runDir, "calibration proxy", calibrationEnv, upstream, cpus, 200)
 }
 
 // StartCalibrationRedirect starts this executable again as the
 // calibration of redirect discovery (redirectHandler), with GOMAXPROCS
 // cpus, and waits until it answers.
-func StartCalibrationRedirect(ctx context.Context, runDir string, cpus int) (*CalibrationProxy, error) {
-	return startCalibration(ctx, runDir, "redirect", cpus, 302)
+func StartCalibrationRedirect(ctx context.Context, runDir string, cpus int) (*Helper, error) {
+	return startHelper(ctx, runDir, "calibration redirect", calibrationEnv, "redirect", cpus, 302)
 }
-
-func startCalibration(ctx context.Context, runDir, upstream string, cpus, status int) (*CalibrationProxy, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("cannot find the bench executable to start the calibration proxy: %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	c := &CalibrationProxy{Addr: loopback(port)}
-	env := []string{calibrationEnv + "=" + c.Addr + " " + upstream, "GOMAXPROCS=" + strconv.Itoa(cpus)}
-	name := "calibration proxy"
-	if upstream == "redirect" {
-		name = "calibration redirect"
-	}
-	p, err := StartProcess(name, filepath.Join(runDir, strings.ReplaceAll(name, " ", "-")+".log"), self, env)
-	if err != nil {
-		return nil, err
-	}
-	c.proc = p
-	if err := p.WaitHTTP(ctx, "http://"+c.Addr+"/ping", status, 10*time.Second); err != nil {
-		p.Stop()
-		return nil, err
-	}
-	return c, nil
-}
-
-// Pid returns the process id of the proxy.
-func (c *CalibrationProxy) Pid() int { return c.proc.Pid() }
-
-// Stop stops the proxy.
-func (c *CalibrationProxy) Stop() { c.proc.Stop() }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,54 +107,13 @@ func serveWebSocketEcho(listen string) error {
 
 // runWebSocketEchoIfAsked serves the echo node and exits when wsEchoEnv is
 // set; otherwise it returns at once.
-func runWebSocketEchoIfAsked() {
-	listen := os.Getenv(wsEchoEnv)
-	if listen == "" {
-		return
-	}
-	if err := serveWebSocketEcho(listen); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
-
-// WebSocketEcho is a running echo node process.
-type WebSocketEcho struct {
-	Addr string
-	proc *Process
-}
+func runWebSocketEchoIfAsked() { runHelperIfAsked(wsEchoEnv, serveWebSocketEcho) }
 
 // StartWebSocketEcho starts this executable again as the echo node, with
 // GOMAXPROCS cpus, and waits until it answers HTTP.
-func StartWebSocketEcho(ctx context.Context, runDir string, cpus int) (*WebSocketEcho, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("cannot find the bench executable to start the websocket echo node: %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	e := &WebSocketEcho{Addr: loopback(port)}
-	env := []string{wsEchoEnv + "=" + e.Addr, "GOMAXPROCS=" + strconv.Itoa(cpus)}
-	p, err := StartProcess("websocket echo node", filepath.Join(runDir, "websocket-echo.log"), self, env)
-	if err != nil {
-		return nil, err
-	}
-	e.proc = p
-	if err := p.WaitHTTP(ctx, "http://"+e.Addr+"/ping", 200, 10*time.Second); err != nil {
-		p.Stop()
-		return nil, err
-	}
-	return e, nil
+func StartWebSocketEcho(ctx context.Context, runDir string, cpus int) (*Helper, error) {
+	return startHelper(ctx, runDir, "websocket echo node", wsEchoEnv, "", cpus, 200)
 }
-
-// Pid returns the process id of the echo node.
-func (e *WebSocketEcho) Pid() int { return e.proc.Pid() }
-
-// Stop stops the echo node.
-func (e *WebSocketEcho) Stop() { e.proc.Stop() }
 
 // wsMessage returns a message of size bytes in a pattern that a corrupted,
 // truncated or shifted echo does not match.
