@@ -555,14 +555,9 @@ const (
 )
 
 // gatewayTarget starts a maxine, registers the upstream as service
-// "bench" and checks that the gateway proxies to it.
-func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstream, extra ...string) *target {
-	return b.gatewayTargetMeta(ctx, name, label, up, nil, extra...)
-}
-
-// gatewayTargetMeta is gatewayTarget with metadata md on the upstream's
-// registration.
-func (b *Bench) gatewayTargetMeta(ctx context.Context, name, label string, up *Upstream, md map[string]string, extra ...string) *target {
+// "bench" (with metadata md, which may be nil) and checks that the
+// gateway proxies to it.
+func (b *Bench) gatewayTarget(ctx context.Context, name, label string, up *Upstream, md map[string]string, extra ...string) *target {
 	t := &target{name: name, expect: 200}
 	m, err := b.startMaxine(ctx, label, extra...)
 	if err != nil {
@@ -605,7 +600,7 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	}
 	defer up.Close()
 
-	gw := b.gatewayTarget(ctx, "maxine gateway", "gateway", up)
+	gw := b.gatewayTarget(ctx, "maxine gateway", "gateway", up, nil)
 	off := &target{name: "maxine gateway (metrics off)", expect: 200}
 	switch {
 	case b.maxineBin == "":
@@ -613,7 +608,7 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	case !supportsFlag(b.help, "metrics"):
 		off.why = "this maxine build has no --metrics flag"
 	default:
-		off = b.gatewayTarget(ctx, off.name, "gateway-nometrics", up, "--metrics=false")
+		off = b.gatewayTarget(ctx, off.name, "gateway-nometrics", up, nil, "--metrics=false")
 	}
 	hp := &target{name: fmt.Sprintf("HAProxy (nbthread %d)", b.cfg.cpus()), expect: 200}
 	if h, err := b.startHAProxy(ctx, up.Addr); err != nil {
@@ -639,7 +634,7 @@ func (b *Bench) Gateway(ctx context.Context, closed, open bool) {
 	if b.maxineBin == "" {
 		pipe.why = maxineSkipReason(errSkip)
 	} else {
-		pipe = b.gatewayTargetMeta(ctx, pipe.name, "gateway-pipelined", up,
+		pipe = b.gatewayTarget(ctx, pipe.name, "gateway-pipelined", up,
 			map[string]string{"maxine.pipeline": strconv.Itoa(pipelineConns)})
 	}
 	ts := []*target{gw, off, hp, ng, bare, pipe}

@@ -299,7 +299,7 @@ func (b *Bench) WebSocket(ctx context.Context) {
 		}
 		// The echo node answers plain HTTP like the HTTP upstream, so the
 		// gateway's own check applies; then one echo through the tunnel.
-		gw = b.gatewayTarget(ctx, gw.name, "websocket", &Upstream{Addr: e.Addr})
+		gw = b.gatewayTarget(ctx, gw.name, "websocket", &Upstream{Addr: e.Addr}, nil)
 		ts[1] = gw
 		if gw.addr != "" {
 			gw.path = "/" + benchService + "/echo"
